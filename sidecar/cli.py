@@ -1,0 +1,191 @@
+"""The ``rerank-sidecar`` command line.
+
+The sidecar's own commands never import torch; ``models`` and ``worker`` import the workers'
+code inside the command, so only those commands pay for it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sidecar.settings import Settings, load_settings
+
+app = typer.Typer(
+    help="A reranking sidecar for Elasticsearch and OpenSearch.", no_args_is_help=True
+)
+testbed_app = typer.Typer(
+    help="Real servers on loopback for development and tests.", no_args_is_help=True
+)
+models_app = typer.Typer(
+    help="Offline random-weight Qwen3 reranker checkpoints.", no_args_is_help=True
+)
+app.add_typer(testbed_app, name="testbed")
+app.add_typer(models_app, name="models")
+
+console = Console()
+errors = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="YAML settings file (RERANK_* env vars override it)."),
+]
+
+
+def _settings(config: Path | None) -> Settings:
+    try:
+        return load_settings(config)
+    except Exception as exc:  # pydantic's ValidationError and YAML errors both read well as text
+        errors.print(f"[red]invalid settings:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+@testbed_app.command("up")
+def cmd_testbed_up(
+    engines: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma list: opensearch, opensearch3, elasticsearch, elasticsearch9, or 'all' "
+            "(every engine this machine's Java can run)."
+        ),
+    ] = None,
+    redis: Annotated[bool, typer.Option("--redis", help="Start redis-server.")] = False,
+    worker: Annotated[
+        bool, typer.Option("--worker", help="Start a Celery worker (and Redis).")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Start servers and print how to reach them. With no selection, start everything:
+    OpenSearch, Elasticsearch, Redis and a Celery worker."""
+    from sidecar.testbed import TestbedError, runnable_engines, up
+
+    settings = _settings(config)
+    if engines is None and not redis and not worker:
+        names, redis, worker = ["opensearch", "elasticsearch"], True, True
+    elif engines == "all":
+        names = runnable_engines(settings)
+    else:
+        names = [name.strip() for name in (engines or "").split(",") if name.strip()]
+    try:
+        with console.status("starting the test bed (the first run downloads the engines)..."):
+            services = up(
+                settings,
+                names,
+                redis,
+                worker,
+                on_started=lambda s: console.print(f"[green]up[/green] {s.name}  {s.url}"),
+            )
+    except TestbedError as exc:
+        errors.print(f"[red]test bed failed:[/red] {exc}")
+        raise typer.Exit(1) from None
+    table = Table(title="rerank-sidecar test bed")
+    for column in ("service", "url", "detail", "log"):
+        table.add_column(column, overflow="fold")
+    for s in services:
+        table.add_row(s.name, s.url, s.detail, str(s.process.log_path))
+    console.print(table)
+    console.print("Stop everything with [bold]rerank-sidecar testbed down[/bold].")
+
+
+@testbed_app.command("down")
+def cmd_testbed_down(config: ConfigOption = None) -> None:
+    """Stop the servers the last `testbed up` started."""
+    from sidecar.testbed import down
+
+    stopped = down(_settings(config))
+    if not stopped:
+        console.print("no test bed was up")
+    for service in stopped:
+        console.print(f"[yellow]stopped[/yellow] {service.name}")
+
+
+@testbed_app.command("status")
+def cmd_testbed_status(config: ConfigOption = None) -> None:
+    """Show the servers of the last `testbed up` and whether they still run."""
+    from sidecar.testbed.bed import load_state
+
+    services = load_state(_settings(config))
+    if not services:
+        console.print("no test bed is up")
+    for s in services:
+        state = "[green]running[/green]" if s.process.is_running() else "[red]gone[/red]"
+        console.print(f"{s.name}  {s.url}  {state}")
+
+
+@models_app.command("build-tiny")
+def models_build_tiny(
+    kind: Annotated[str, typer.Option(help="qwen3-vl or qwen3")],
+    out: Annotated[Path, typer.Option(help="Directory to write the checkpoint to.")],
+    seed: Annotated[int, typer.Option(help="Random seed of the weights.")] = 0,
+) -> None:
+    """Build a tiny random-weight Qwen3 reranker with the real tokenizer (offline, CPU)."""
+    from workers.random_models import MODEL_KINDS, build_tiny_model
+
+    if kind not in MODEL_KINDS:
+        errors.print(f"[red]--kind must be one of {', '.join(MODEL_KINDS)}, not {kind!r}[/red]")
+        raise typer.Exit(2)
+    path = build_tiny_model(kind, out, seed=seed)
+    console.print(f"built tiny {kind} model in {path}")
+
+
+@models_app.command("build-random")
+def models_build_random(
+    arch: Annotated[str, typer.Option(help="e.g. qwen3-vl-reranker-2b, qwen3-reranker-0.6b")],
+    out: Annotated[Path, typer.Option(help="Directory to write the checkpoint to.")],
+    dtype: Annotated[str, typer.Option(help="bfloat16, float16 or float32")] = "bfloat16",
+    seed: int = 0,
+) -> None:
+    """Build a real-size random-weight checkpoint from a shipped architecture config."""
+    from workers.random_models import build_random_model
+
+    try:
+        path = build_random_model(arch, out, dtype=dtype, seed=seed)
+    except ValueError as exc:
+        errors.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"built random-weight {arch} in {path}")
+
+
+@app.command()
+def worker(
+    hostname: Annotated[str | None, typer.Option(help="Celery node name, e.g. gpu0@%h")] = None,
+    concurrency: Annotated[int, typer.Option(help="Worker threads.")] = 2,
+    loglevel: str = "INFO",
+    config: ConfigOption = None,
+) -> None:
+    """Run a Celery worker on the configured Redis broker."""
+    from workers.celery_app import create_celery_app
+
+    settings = _settings(config)
+    celery = create_celery_app(settings.celery.broker_url, settings.celery.result_backend)
+    argv = [
+        "worker",
+        "--pool",
+        "threads",
+        "--concurrency",
+        str(concurrency),
+        "--loglevel",
+        loglevel,
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    if hostname:
+        argv += ["--hostname", hostname]
+    celery.worker_main(argv)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    from sidecar import __version__
+
+    console.print(__version__)
+
+
+def main() -> None:
+    app(prog_name="rerank-sidecar", args=sys.argv[1:])

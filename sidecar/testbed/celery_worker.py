@@ -1,0 +1,78 @@
+"""A real Celery worker process (``rerank-sidecar worker``) against the test bed's Redis."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from celery import Celery
+
+from sidecar.settings import Settings
+from sidecar.testbed.errors import ServiceStartError
+from sidecar.testbed.process import ManagedProcess
+
+
+@dataclass
+class RunningWorker:
+    broker_url: str
+    hostname: str
+    process: ManagedProcess
+
+    def client(self) -> Celery:
+        """A Celery client for publishing to this worker's broker (tasks are sent by name)."""
+        app = Celery("rerank-client", broker=self.broker_url, backend=self.broker_url)
+        app.conf.update(task_serializer="json", result_serializer="json", accept_content=["json"])
+        return app
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start_worker(
+    settings: Settings, broker_url: str, *, start_timeout_s: float = 60.0
+) -> RunningWorker:
+    """Start ``rerank-sidecar worker`` on ``broker_url`` and wait until it answers a ping."""
+    hostname = f"testbed-{uuid.uuid4().hex[:8]}@localhost"
+    scratch = Path(tempfile.mkdtemp(prefix="rerank-testbed-worker-"))
+    argv = [
+        sys.executable,
+        "-m",
+        "sidecar",
+        "worker",
+        "--hostname",
+        hostname,
+        "--concurrency",
+        str(settings.testbed.worker_concurrency),
+    ]
+    env = {**os.environ, "RERANK_CELERY__BROKER_URL": broker_url}
+    env.pop("RERANK_CELERY__RESULT_BACKEND", None)
+    process = ManagedProcess.spawn(
+        "celery-worker", argv, log_path=scratch / "worker.log", env=env, scratch_dir=scratch
+    )
+    worker = RunningWorker(broker_url, hostname, process)
+    client = worker.client()
+    deadline = time.monotonic() + start_timeout_s
+    try:
+        while True:
+            if not process.is_running():
+                raise ServiceStartError(
+                    f"the Celery worker exited with code {process.exit_code()} while starting. "
+                    f"Its log ends:\n{process.log_tail()}"
+                )
+            if client.control.ping(destination=[hostname], timeout=1.0):
+                return worker
+            if time.monotonic() >= deadline:
+                raise ServiceStartError(
+                    f"the Celery worker did not answer a ping within {start_timeout_s:g}s. "
+                    f"Its log ends:\n{process.log_tail()}"
+                )
+    except BaseException:
+        worker.stop()
+        raise
+    finally:
+        client.close()

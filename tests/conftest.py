@@ -1,0 +1,115 @@
+"""Session fixtures: real servers, each started once per test run and stopped at its end.
+
+- ``opensearch`` / ``opensearch3`` / ``elasticsearch``: an EngineHandle (url + official client)
+- ``redis_url``: the URL of a real redis-server; ``redis_client``: a redis-py client on it
+- ``celery_worker``: a WorkerHandle (broker url + node name + Celery client) of a real worker
+- ``tiny_model_dirs``: tiny random-weight checkpoints, built once and cached outside the repo
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from sidecar.settings import Settings
+from sidecar.testbed import (
+    engine_specs,
+    runnable_engines,
+    start_engine,
+    start_redis,
+    start_worker,
+)
+
+
+@dataclass
+class EngineHandle:
+    name: str
+    url: str
+    client: Any  # elasticsearch.Elasticsearch or opensearchpy.OpenSearch
+
+
+@dataclass
+class WorkerHandle:
+    url: str  # the broker the worker consumes from
+    hostname: str
+    client: Any  # celery.Celery, for send_task
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings()
+
+
+def _engine(settings: Settings, name: str) -> Iterator[EngineHandle]:
+    if name not in runnable_engines(settings):
+        pytest.skip(f"{name} needs a Java {engine_specs(settings)[name].min_java}+")
+    engine = start_engine(engine_specs(settings)[name], settings)
+    if engine.spec.flavor == "opensearch":
+        from opensearchpy import OpenSearch
+
+        client: Any = OpenSearch(engine.url)
+    else:
+        from elasticsearch import Elasticsearch
+
+        client = Elasticsearch(engine.url)
+    try:
+        yield EngineHandle(name, engine.url, client)
+    finally:
+        client.close()
+        engine.stop()
+
+
+@pytest.fixture(scope="session")
+def opensearch(settings: Settings) -> Iterator[EngineHandle]:
+    yield from _engine(settings, "opensearch")
+
+
+@pytest.fixture(scope="session")
+def opensearch3(settings: Settings) -> Iterator[EngineHandle]:
+    yield from _engine(settings, "opensearch3")
+
+
+@pytest.fixture(scope="session")
+def elasticsearch(settings: Settings) -> Iterator[EngineHandle]:
+    yield from _engine(settings, "elasticsearch")
+
+
+@pytest.fixture(scope="session")
+def redis_url(settings: Settings) -> Iterator[str]:
+    server = start_redis(settings)
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(settings: Settings, redis_url: str) -> Iterator[WorkerHandle]:
+    worker = start_worker(settings, redis_url)
+    client = worker.client()
+    try:
+        yield WorkerHandle(worker.broker_url, worker.hostname, client)
+    finally:
+        client.close()
+        worker.stop()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dirs(settings: Settings) -> dict[str, Path]:
+    from workers.random_models import MODEL_KINDS, cached_tiny_model
+
+    return {kind: cached_tiny_model(kind, settings.cache_dir) for kind in MODEL_KINDS}

@@ -1,0 +1,2 @@
+"""GPU-side code of rerank-sidecar. Deliberately empty: ``import workers.contract`` must stay
+light (no torch), so nothing heavy is imported here."""
