@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -49,3 +50,12 @@ def test_no_sidecar_module_imports_torch() -> None:
                 f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] in HEAVY
             ]
     assert offenders == []
+
+
+def test_sidecar_only_install_pulls_no_torch() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    base = {re.split(r"[<>=\[ ]", dep, maxsplit=1)[0] for dep in project["dependencies"]}
+    assert not HEAVY & base
+    assert "torch" in " ".join(project["optional-dependencies"]["worker"])
