@@ -1,0 +1,145 @@
+"""What every reranker model offers the scorer and the batcher, and the scorer built on it.
+
+A model has three steps (after infinity's encode_pre / encode_core / encode_post): ``prepare``
+turns one (query, document) pair into token ids and vision tensors on the CPU and may fail for
+that pair alone; ``forward`` runs one left-padded micro-batch through the network; scores come
+back in batch order. The batcher only ever sees ``Prepared.length``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+
+from workers.media import MediaError
+
+
+class PairError(ValueError):
+    """One pair cannot be scored; the message is the reason the caller sees."""
+
+
+@dataclass
+class Prepared:
+    """One pair, ready for the network."""
+
+    input_ids: list[int]
+    vision: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def length(self) -> int:
+        return len(self.input_ids)
+
+
+@dataclass(frozen=True)
+class ScoreOutcome:
+    """Scores in document order (None where a document failed) and the reasons for failures."""
+
+    scores: list[float | None]
+    errors: list[tuple[int, str]]
+
+
+class RerankerModel(Protocol):
+    kind: str
+    pad_token_id: int
+    default_instruction: str
+
+    def resolve(self, side: Mapping[str, Any]) -> dict[str, Any]:
+        """Resolve a query's or document's media (raises MediaError)."""
+        ...
+
+    def prepare(
+        self, query: Mapping[str, Any], document: Mapping[str, Any], instruction: str | None
+    ) -> Prepared:
+        """Resolved query and document → one prepared pair (raises PairError)."""
+        ...
+
+    def forward(self, batch: Sequence[Prepared]) -> list[float]: ...
+
+
+def plan_batches(lengths: Sequence[int], token_budget: int, max_batch: int) -> list[list[int]]:
+    """Group item indices into micro-batches, shortest first, so that each batch's padded cost
+    (longest × count) stays within ``token_budget``; an item longer than the budget goes alone."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for index in order:
+        # Sorted ascending, so this item is the longest of the batch if it joins.
+        if current and (
+            lengths[index] * (len(current) + 1) > token_budget or len(current) >= max_batch
+        ):
+            batches.append(current)
+            current = []
+        current.append(index)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def left_pad(batch: Sequence[Prepared], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """input_ids and attention_mask, padded on the left to the longest pair."""
+    longest = max(item.length for item in batch)
+    ids = torch.full((len(batch), longest), pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), longest), dtype=torch.long)
+    for row, item in enumerate(batch):
+        ids[row, longest - item.length :] = torch.tensor(item.input_ids, dtype=torch.long)
+        mask[row, longest - item.length :] = 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+@dataclass
+class Scorer:
+    """Scores a query against documents in token-budgeted micro-batches.
+
+    Example::
+
+        scorer = load_scorer("Qwen/Qwen3-VL-Reranker-2B", device="cuda", dtype="bfloat16")
+        scorer.score({"text": "red shoes"}, [{"text": "red running shoes"}, {"image": "a.png"}])
+    """
+
+    model: RerankerModel
+    token_budget: int = 16384
+    """Padded tokens per forward pass (longest pair × pairs). Example: 16384."""
+    max_batch: int = 64
+
+    def score(
+        self,
+        query: Mapping[str, Any],
+        documents: Sequence[Mapping[str, Any]],
+        instruction: str | None = None,
+    ) -> list[float | None]:
+        """One relevance probability per document; None where the document failed (see
+        ``score_with_errors`` for the reasons)."""
+        return self.score_with_errors(query, documents, instruction).scores
+
+    def score_with_errors(
+        self,
+        query: Mapping[str, Any],
+        documents: Sequence[Mapping[str, Any]],
+        instruction: str | None = None,
+    ) -> ScoreOutcome:
+        scores: list[float | None] = [None] * len(documents)
+        errors: list[tuple[int, str]] = []
+        try:
+            resolved_query = self.model.resolve(query)
+        except (MediaError, PairError) as exc:
+            reason = f"query: {exc}"
+            return ScoreOutcome(scores, [(i, reason) for i in range(len(documents))])
+        prepared: dict[int, Prepared] = {}
+        for index, document in enumerate(documents):
+            try:
+                resolved = self.model.resolve(document)
+                prepared[index] = self.model.prepare(resolved_query, resolved, instruction)
+            except (MediaError, PairError) as exc:
+                errors.append((index, str(exc)))
+        indices = list(prepared)
+        lengths = [prepared[i].length for i in indices]
+        for batch in plan_batches(lengths, self.token_budget, self.max_batch):
+            members = [indices[position] for position in batch]
+            for index, value in zip(
+                members, self.model.forward([prepared[i] for i in members]), strict=True
+            ):
+                scores[index] = value
+        return ScoreOutcome(scores, sorted(errors))
