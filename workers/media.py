@@ -17,6 +17,10 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
+# Our per-resolver pixel cap (MediaLimits.max_image_pixels) is checked right after the header is
+# read, before any pixel is decoded; PIL's own process-wide check would only warn first.
+Image.MAX_IMAGE_PIXELS = None
+
 RemoteFetcher = Callable[[str, str], Path]
 """``fetch(url, kind)`` returns a local file with the URL's bytes; kind is "image" or "video"."""
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig
 
-from workers.media import MediaError, MediaLimits, MediaResolver
+from workers.media import MediaError, MediaLimits, MediaResolver, RemoteFetcher
 from workers.scoring.base import PairError, Prepared, RerankerModel, ScoreOutcome, Scorer
 from workers.scoring.prompts import VisionLimits
 from workers.scoring.qwen3_text import MAX_LENGTH as TEXT_MAX_LENGTH
@@ -55,19 +55,25 @@ def load_scorer(
     max_length: int | None = None,
     media_roots: Sequence[Path] = (),
     media_limits: MediaLimits | None = None,
+    remote_fetcher: RemoteFetcher | None = None,
     token_budget: int = 16384,
     revision: str | None = None,
 ) -> Scorer:
     """Load a Qwen3 reranker from a hub id or a local path and wrap it in a batching Scorer.
 
-    Local media paths are accepted only under ``media_roots``.
+    Local media paths are accepted only under ``media_roots``; media URLs go through
+    ``remote_fetcher`` (a ``workers.fetch.BlockingMediaFetcher``) and are refused without one.
     """
     path = str(name_or_path)
     kind = kind or model_kind(path, revision)
     torch_dtype = resolve_dtype(dtype, device)
     model: RerankerModel
     if kind == "qwen3-vl":
-        media = MediaResolver(limits=media_limits or MediaLimits(), local_roots=tuple(media_roots))
+        media = MediaResolver(
+            limits=media_limits or MediaLimits(),
+            local_roots=tuple(media_roots),
+            fetch_remote=remote_fetcher,
+        )
         model = Qwen3VLReranker(
             path,
             device=device,
