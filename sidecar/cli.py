@@ -153,26 +153,65 @@ def models_build_random(
 
 @app.command()
 def worker(
+    models: Annotated[
+        list[str] | None,
+        typer.Option(help="Registry names to load and serve, repeated or comma-separated."),
+    ] = None,
     hostname: Annotated[str | None, typer.Option(help="Celery node name, e.g. gpu0@%h")] = None,
-    concurrency: Annotated[int, typer.Option(help="Worker threads.")] = 2,
+    concurrency: Annotated[int | None, typer.Option(help="Jobs run at once per process.")] = None,
     loglevel: str = "INFO",
     config: ConfigOption = None,
 ) -> None:
-    """Run a Celery worker on the configured Redis broker."""
-    from workers.celery_app import create_celery_app
+    """Run a Celery scoring worker: load each model once, then serve its queues."""
+    from workers.celery_app import DEFAULT_QUEUE, create_celery_app
+    from workers.contract import queue_name
 
     settings = _settings(config)
-    celery = create_celery_app(settings.celery.broker_url, settings.celery.result_backend)
+    names = [name.strip() for group in models or [] for name in group.split(",") if name.strip()]
+    unknown = [name for name in names if name not in settings.models]
+    if unknown:
+        errors.print(
+            f"[red]unknown model(s) {', '.join(unknown)}[/red]; "
+            f"the registry has {', '.join(settings.models)}"
+        )
+        raise typer.Exit(2)
+    w = settings.worker
+    celery = create_celery_app(
+        settings.celery.broker_url,
+        settings.celery.result_backend,
+        soft_time_limit_s=w.task_soft_time_limit_s,
+        time_limit_s=w.task_time_limit_s,
+        visibility_timeout_s=w.visibility_timeout_s,
+        redelivery_check_s=w.redelivery_check_s,
+    )
+    if names:
+        from workers.runtime import start_runtime
+
+        start_runtime(
+            settings.models,
+            names,
+            token_budget=w.token_budget,
+            max_batch=w.max_batch,
+            media_roots=w.media_roots,
+            media_allow_networks=w.media_allow_networks,
+            media_timeout_s=w.media_timeout_s,
+            media_cache_dir=settings.cache_dir / "media",
+            metrics_port=w.metrics_port,
+        )
+    # Interactive queues first: the broker is polled in this order (queue_order_strategy).
+    queues = [queue_name(n, "interactive") for n in names] + [queue_name(n, "bulk") for n in names]
     argv = [
         "worker",
         "--pool",
         "threads",
         "--concurrency",
-        str(concurrency),
+        str(concurrency or w.concurrency),
         "--loglevel",
         loglevel,
         "--without-gossip",
         "--without-mingle",
+        "--queues",
+        ",".join([*queues, DEFAULT_QUEUE]),
     ]
     if hostname:
         argv += ["--hostname", hostname]

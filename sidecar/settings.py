@@ -11,13 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
+
+from workers.contract import BUILTIN_MODELS, ModelSpec
 
 
 def default_cache_dir() -> Path:
@@ -72,6 +74,42 @@ class CelerySettings(BaseModel):
     """Where results go; unset means the broker's Redis."""
 
 
+class WorkerSettings(BaseModel):
+    """How scoring workers load models and batch pairs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token_budget: int = Field(default=16384, gt=0)
+    """Padded tokens per forward pass (longest pair × pairs in the batch). Example: ``16384``."""
+    max_batch: int = Field(default=64, gt=0)
+    """Most pairs in one forward pass. Example: ``64``."""
+    concurrency: int = Field(default=4, gt=0)
+    """Tasks one worker process runs at once; they share one model copy and one batcher."""
+    media_roots: list[Path] = Field(default_factory=list)
+    """Directories local media paths may point into. Example: ``[/srv/catalog/images]``."""
+    media_allow_networks: list[str] = Field(default_factory=list)
+    """Private networks media URLs may resolve to. Example: ``["10.20.0.0/16"]``."""
+    media_timeout_s: float = Field(default=10.0, gt=0)
+    task_soft_time_limit_s: float = Field(default=60.0, gt=0)
+    task_time_limit_s: float = Field(default=90.0, gt=0)
+    visibility_timeout_s: float = Field(default=120.0, gt=0)
+    """How long Redis keeps a delivered, unacknowledged job before giving it to another worker
+    (a worker that died mid-job). Must exceed the hard time limit. Example: ``120``."""
+    redelivery_check_s: float = Field(default=10.0, gt=0)
+    """How often workers look for jobs of dead workers to run again. Example: ``10``."""
+    metrics_port: int | None = None
+    """Port of the worker's Prometheus /metrics and /health; unset: no HTTP server."""
+
+    @model_validator(mode="after")
+    def _limits_in_order(self) -> WorkerSettings:
+        if not self.task_soft_time_limit_s < self.task_time_limit_s < self.visibility_timeout_s:
+            raise ValueError(
+                "worker time limits must satisfy task_soft_time_limit_s < task_time_limit_s < "
+                "visibility_timeout_s, or a job still running would be handed to a second worker"
+            )
+        return self
+
+
 class Settings(BaseSettings):
     """All of rerank-sidecar's configuration."""
 
@@ -86,6 +124,19 @@ class Settings(BaseSettings):
     """Downloads, unpacked engines, built tiny models. Example: ``~/.cache/rerank-sidecar``."""
     testbed: TestbedSettings = Field(default_factory=TestbedSettings)
     celery: CelerySettings = Field(default_factory=CelerySettings)
+    models: dict[str, ModelSpec] = Field(default_factory=lambda: dict(BUILTIN_MODELS))
+    """The model registry: name → hub id or local path and how to load it. Built-in names:
+    qwen3-vl-reranker-2b/8b, qwen3-reranker-0.6b/4b/8b. Example (YAML)::
+
+        models:
+          catalog-vl: {path: /models/Qwen3-VL-Reranker-2B, dtype: bfloat16}
+    """
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+
+    @field_validator("models")
+    @classmethod
+    def _with_builtins(cls, value: dict[str, ModelSpec]) -> dict[str, ModelSpec]:
+        return {**BUILTIN_MODELS, **value}
 
     @field_validator("cache_dir")
     @classmethod

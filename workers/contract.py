@@ -52,9 +52,45 @@ class ScoringJob(_Message):
         return self
 
 
+ModelKind = Literal["qwen3-vl", "qwen3"]
+
+
+class ModelSpec(_Message):
+    """One entry of the model registry: what a name means to the workers."""
+
+    path: str = Field(min_length=1, description="Hub id or local directory.")
+    kind: ModelKind | None = Field(default=None, description="Read from the config when unset.")
+    revision: str | None = None
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    device: str = Field(default="auto", description="auto: cuda when available, else cpu.")
+    max_length: int | None = Field(default=None, gt=0, description="Unset: the model's own.")
+    attn_implementation: Literal["auto", "sdpa", "flash_attention_2", "eager"] = "auto"
+    default_instruction: str | None = None
+
+
+BUILTIN_MODELS: dict[str, ModelSpec] = {
+    "qwen3-vl-reranker-2b": ModelSpec(path="Qwen/Qwen3-VL-Reranker-2B", kind="qwen3-vl"),
+    "qwen3-vl-reranker-8b": ModelSpec(path="Qwen/Qwen3-VL-Reranker-8B", kind="qwen3-vl"),
+    "qwen3-reranker-0.6b": ModelSpec(path="Qwen/Qwen3-Reranker-0.6B", kind="qwen3"),
+    "qwen3-reranker-4b": ModelSpec(path="Qwen/Qwen3-Reranker-4B", kind="qwen3"),
+    "qwen3-reranker-8b": ModelSpec(path="Qwen/Qwen3-Reranker-8B", kind="qwen3"),
+}
+
+
+def queue_name(model: str, priority: Priority) -> str:
+    """The Celery queue of one model and priority.
+
+    Example: ``rerank.qwen3-vl-reranker-2b.interactive``."""
+    return f"rerank.{model}.{priority}"
+
+
 class DocumentError(_Message):
     index: int = Field(ge=0, description="Position of the document in the job.")
     error: str
+
+
+SCORE_TASK = "rerank.score"
+"""Name of the Celery task that takes a ScoringJob dict and returns a ScoringResult dict."""
 
 
 class ScoringResult(_Message):
@@ -68,11 +104,16 @@ class ScoringResult(_Message):
 
 
 __all__ = [
+    "BUILTIN_MODELS",
     "CONTRACT_VERSION",
+    "SCORE_TASK",
     "Content",
     "Document",
     "DocumentError",
+    "ModelKind",
+    "ModelSpec",
     "Priority",
     "ScoringJob",
     "ScoringResult",
+    "queue_name",
 ]

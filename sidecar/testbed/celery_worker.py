@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from celery import Celery
 
-from sidecar.settings import Settings
+from sidecar.settings import Settings, WorkerSettings
 from sidecar.testbed.errors import ServiceStartError
 from sidecar.testbed.process import ManagedProcess
+from workers.contract import ModelSpec
 
 
 @dataclass
@@ -34,9 +37,18 @@ class RunningWorker:
 
 
 def start_worker(
-    settings: Settings, broker_url: str, *, start_timeout_s: float = 60.0
+    settings: Settings,
+    broker_url: str,
+    *,
+    models: Mapping[str, ModelSpec] | None = None,
+    worker_settings: WorkerSettings | None = None,
+    start_timeout_s: float = 180.0,
 ) -> RunningWorker:
-    """Start ``rerank-sidecar worker`` on ``broker_url`` and wait until it answers a ping."""
+    """Start ``rerank-sidecar worker`` on ``broker_url`` and wait until it answers a ping.
+
+    ``models`` are registry entries to load and serve (e.g. tiny test models); the worker answers
+    pings only once they are loaded and warmed up.
+    """
     hostname = f"testbed-{uuid.uuid4().hex[:8]}@localhost"
     scratch = Path(tempfile.mkdtemp(prefix="rerank-testbed-worker-"))
     argv = [
@@ -51,6 +63,11 @@ def start_worker(
     ]
     env = {**os.environ, "RERANK_CELERY__BROKER_URL": broker_url}
     env.pop("RERANK_CELERY__RESULT_BACKEND", None)
+    if models:
+        argv += ["--models", ",".join(models)]
+        env["RERANK_MODELS"] = json.dumps({k: v.model_dump(mode="json") for k, v in models.items()})
+    if worker_settings is not None:
+        env["RERANK_WORKER"] = worker_settings.model_dump_json()
     process = ManagedProcess.spawn(
         "celery-worker", argv, log_path=scratch / "worker.log", env=env, scratch_dir=scratch
     )

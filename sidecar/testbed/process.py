@@ -93,6 +93,12 @@ class ManagedProcess:
         if self.scratch_dir is not None:
             shutil.rmtree(self.scratch_dir, ignore_errors=True)
 
+    def kill(self) -> None:
+        """SIGKILL the process group at once: a crash, with no chance to clean up."""
+        self._signal_group(signal.SIGKILL)
+        if self.popen is not None:
+            self.popen.wait(timeout=10)
+
     def _signal_group(self, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, sig)

@@ -1,0 +1,256 @@
+"""Scoring jobs through the real Redis and real worker processes, checked against load_scorer."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery.exceptions import TaskRevokedError
+
+from sidecar.settings import Settings, WorkerSettings
+from sidecar.testbed import RunningWorker, start_worker
+from sidecar.testbed.ports import free_port
+from tests.workers.media_files import mp4, png
+from workers.contract import SCORE_TASK, ModelSpec, ScoringJob, ScoringResult, queue_name
+from workers.scoring import Scorer, load_scorer
+
+TOLERANCE = 1e-5
+
+
+@pytest.fixture(scope="module")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("worker-media")
+    png(root / "red.png", (320, 240), (220, 20, 20))
+    png(root / "blue.png", (200, 300), (20, 20, 220))
+    mp4(root / "clip.mp4")
+    (root / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 50)
+    return root
+
+
+@pytest.fixture(scope="module")
+def registry(tiny_model_dirs: dict[str, Path]) -> dict[str, ModelSpec]:
+    return {
+        "tiny-vl": ModelSpec(path=str(tiny_model_dirs["qwen3-vl"]), kind="qwen3-vl", device="cpu"),
+        "tiny-text": ModelSpec(path=str(tiny_model_dirs["qwen3"]), kind="qwen3", device="cpu"),
+    }
+
+
+def _worker_settings(media_dir: Path, **overrides: Any) -> WorkerSettings:
+    return WorkerSettings(media_roots=[media_dir], metrics_port=free_port(), **overrides)
+
+
+@pytest.fixture(scope="module")
+def scoring_worker(
+    settings: Settings, redis_url: str, registry: dict[str, ModelSpec], media_dir: Path
+) -> Iterator[tuple[RunningWorker, WorkerSettings]]:
+    worker_settings = _worker_settings(media_dir)
+    worker = start_worker(settings, redis_url, models=registry, worker_settings=worker_settings)
+    yield worker, worker_settings
+    worker.stop()
+
+
+@pytest.fixture(scope="module")
+def local_scorers(tiny_model_dirs: dict[str, Path], media_dir: Path) -> dict[str, Scorer]:
+    return {
+        "tiny-vl": load_scorer(tiny_model_dirs["qwen3-vl"], media_roots=[media_dir]),
+        "tiny-text": load_scorer(tiny_model_dirs["qwen3"]),
+    }
+
+
+def _job(model: str, query: dict[str, Any], docs: list[dict[str, Any]], **extra: Any) -> ScoringJob:
+    return ScoringJob(
+        model=model,
+        query=query,
+        documents=[{"id": str(i), **doc} for i, doc in enumerate(docs)],
+        deadline=extra.pop("deadline", time.time() + 60),
+        **extra,
+    )
+
+
+def _send(worker: RunningWorker, job: ScoringJob, **options: Any) -> Any:
+    client = worker.client()
+    try:
+        return client.send_task(
+            SCORE_TASK,
+            args=[job.model_dump(mode="json")],
+            queue=queue_name(job.model, job.priority),
+            **options,
+        )
+    finally:
+        client.close()
+
+
+def _metric(settings: WorkerSettings, name: str, model: str) -> float:
+    text = (
+        urllib.request.urlopen(f"http://127.0.0.1:{settings.metrics_port}/metrics").read().decode()
+    )
+    for line in text.splitlines():
+        if line.startswith(f'{name}{{model="{model}"}}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+CASES = {
+    "text": (
+        "tiny-text",
+        {"text": "red shoes"},
+        [{"text": "red running shoes"}, {"text": "blue jacket " * 30}],
+    ),
+    "vl-text": (
+        "tiny-vl",
+        {"text": "red shoes"},
+        [{"text": "red running shoes"}, {"text": "scarf"}],
+    ),
+    "image": ("tiny-vl", {"text": "red shoes"}, [{"image": "red.png"}, {"image": "blue.png"}]),
+    "video": ("tiny-vl", {"text": "a clip"}, [{"video": "clip.mp4"}, {"text": "a clip"}]),
+    "mixed": (
+        "tiny-vl",
+        {"text": "red"},
+        [{"text": "red", "image": "red.png"}, {}, {"video": "clip.mp4", "text": "x"}],
+    ),
+    "image-query": (
+        "tiny-vl",
+        {"image": "red.png"},
+        [{"image": "blue.png"}, {"text": "red shoes"}],
+    ),
+}
+
+
+def _absolute(side: dict[str, Any], root: Path) -> dict[str, Any]:
+    return {k: (str(root / v) if k in ("image", "video") else v) for k, v in side.items()}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_worker_scores_equal_in_process_scores(
+    case: str,
+    scoring_worker: tuple[RunningWorker, WorkerSettings],
+    local_scorers: dict[str, Scorer],
+    media_dir: Path,
+) -> None:
+    model, query, docs = CASES[case]
+    query, docs = _absolute(query, media_dir), [_absolute(d, media_dir) for d in docs]
+    result = ScoringResult.model_validate(
+        _send(scoring_worker[0], _job(model, query, docs)).get(timeout=60)
+    )
+    expected = local_scorers[model].score(query, docs)
+    assert result.errors == []
+    assert result.model == model
+    assert max(abs(a - b) for a, b in zip(result.scores, expected, strict=True)) <= TOLERANCE  # type: ignore[operator]
+
+
+def test_bad_document_gets_null_and_an_error_entry(
+    scoring_worker: tuple[RunningWorker, WorkerSettings], media_dir: Path
+) -> None:
+    docs = [{"text": "ok"}, {"image": str(media_dir / "corrupt.png")}, {"image": "/etc/hostname"}]
+    result = ScoringResult.model_validate(
+        _send(scoring_worker[0], _job("tiny-vl", {"text": "q"}, docs)).get(timeout=60)
+    )
+    assert result.scores[0] is not None and result.scores[1:] == [None, None]
+    reasons = {e.index: e.error for e in result.errors}
+    assert "could not be decoded" in reasons[1]
+    assert "outside the allowed media directories" in reasons[2]
+
+
+def test_bulk_priority_goes_to_its_own_queue(
+    scoring_worker: tuple[RunningWorker, WorkerSettings],
+) -> None:
+    job = _job("tiny-text", {"text": "q"}, [{"text": "d"}], priority="bulk")
+    result = ScoringResult.model_validate(_send(scoring_worker[0], job).get(timeout=60))
+    assert result.scores[0] is not None
+
+
+def test_invalid_job_is_refused_by_the_contract(
+    scoring_worker: tuple[RunningWorker, WorkerSettings],
+) -> None:
+    client = scoring_worker[0].client()
+    try:
+        bad = {
+            "v": 1,
+            "model": "tiny-text",
+            "query": {"text": "q"},
+            "documents": [],
+            "deadline": time.time() + 60,
+        }
+        result = client.send_task(
+            SCORE_TASK, args=[bad], queue=queue_name("tiny-text", "interactive")
+        )
+        with pytest.raises(Exception, match="documents"):
+            result.get(timeout=60)
+    finally:
+        client.close()
+
+
+def test_expired_task_never_reaches_the_model(
+    scoring_worker: tuple[RunningWorker, WorkerSettings],
+) -> None:
+    worker, worker_settings = scoring_worker
+    before = _metric(worker_settings, "rerank_worker_pairs_scored_total", "tiny-text")
+    # Expired in the broker: Celery revokes it on receipt.
+    stale = _job("tiny-text", {"text": "q"}, [{"text": "d"}], deadline=time.time() - 1)
+    with pytest.raises(TaskRevokedError):
+        _send(worker, stale, expires=datetime.now(UTC) - timedelta(seconds=1)).get(timeout=60)
+    # Expired by its own deadline (no broker expiry): the task drops it before the model.
+    result = ScoringResult.model_validate(_send(worker, stale).get(timeout=60))
+    assert result.scores == [None]
+    assert "deadline passed" in result.errors[0].error
+    assert _metric(worker_settings, "rerank_worker_expired_jobs_total", "tiny-text") >= 1
+    assert _metric(worker_settings, "rerank_worker_pairs_scored_total", "tiny-text") == before
+
+
+def test_worker_health_and_metrics(scoring_worker: tuple[RunningWorker, WorkerSettings]) -> None:
+    worker, worker_settings = scoring_worker
+    _send(worker, _job("tiny-text", {"text": "q"}, [{"text": "a"}, {"text": "b"}])).get(timeout=60)
+    health = urllib.request.urlopen(
+        f"http://127.0.0.1:{worker_settings.metrics_port}/health"
+    ).read()
+    assert b'"models": ["tiny-text", "tiny-vl"]' in health
+    assert _metric(worker_settings, "rerank_worker_pairs_scored_total", "tiny-text") >= 2
+    assert _metric(worker_settings, "rerank_worker_tokens_total", "tiny-text") > 0
+
+
+def test_worker_killed_mid_job_loses_no_job(
+    settings: Settings,
+    redis_url: str,
+    registry: dict[str, ModelSpec],
+    media_dir: Path,
+    local_scorers: dict[str, Scorer],
+) -> None:
+    quick = dict(
+        visibility_timeout_s=6.0,
+        task_soft_time_limit_s=3.0,
+        task_time_limit_s=4.0,
+        redelivery_check_s=1.0,
+    )
+    text_only = {"tiny-text": registry["tiny-text"]}
+    first = start_worker(
+        settings, redis_url, models=text_only, worker_settings=_worker_settings(media_dir, **quick)
+    )
+    docs = [{"text": f"document {i} " + "long text " * 400} for i in range(400)]
+    job = _job("tiny-text", {"text": "red shoes"}, docs, deadline=time.time() + 120)
+    result = _send(first, job)
+    try:
+        deadline = time.time() + 60
+        while result.state != "STARTED" and time.time() < deadline:
+            time.sleep(0.02)
+        assert result.state == "STARTED", "the job should have started on the first worker"
+        first.process.kill()  # SIGKILL the whole worker mid-job
+        second = start_worker(
+            settings,
+            redis_url,
+            models=text_only,
+            worker_settings=_worker_settings(media_dir, **quick),
+        )
+        try:
+            scored = ScoringResult.model_validate(result.get(timeout=120))
+        finally:
+            second.stop()
+    finally:
+        first.stop()
+    assert None not in scored.scores
+    expected = local_scorers["tiny-text"].score(job.query.model_dump(exclude_none=True), docs[:3])
+    assert max(abs(a - b) for a, b in zip(scored.scores[:3], expected, strict=True)) <= TOLERANCE  # type: ignore[operator]

@@ -1,0 +1,214 @@
+"""Micro-batching across requests: many task threads submit pairs, one thread runs the model.
+
+Each pair of a job is prepared (tokenized, media decoded) on a small thread pool, so preparing
+the next pairs overlaps the forward pass of the current batch. Prepared pairs join one queue per
+model; the model thread takes the oldest pending pairs (a window), sorts them by length and runs
+the length-group that holds the oldest pair, within a padded-token budget (longest × count).
+Pairs whose deadline has passed or whose caller gave up are dropped before they cost anything.
+A batch that fails is retried pair by pair, so an error always belongs to one pair.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from workers.media import MediaError
+from workers.scoring.base import PairError, Prepared, RerankerModel, ScoreOutcome, plan_batches
+
+
+class DeadlineExpired(RuntimeError):
+    """The pair's deadline passed before the model reached it."""
+
+
+class BatchObserver(Protocol):
+    """Receives batch statistics (the Prometheus metrics implement it)."""
+
+    def batch_done(
+        self, pairs: int, padded_tokens: int, real_tokens: int, seconds: float
+    ) -> None: ...
+
+    def pair_failed(self, reason: str) -> None: ...
+
+
+class _NoObserver:
+    def batch_done(self, pairs: int, padded_tokens: int, real_tokens: int, seconds: float) -> None:
+        pass
+
+    def pair_failed(self, reason: str) -> None:
+        pass
+
+
+@dataclass(eq=False)
+class _Item:
+    prepared: Prepared
+    deadline: float
+    future: concurrent.futures.Future[float] = field(default_factory=concurrent.futures.Future)
+
+
+class Batcher:
+    """One per loaded model in a worker process. ``score`` is called from many threads."""
+
+    def __init__(
+        self,
+        model: RerankerModel,
+        *,
+        token_budget: int = 16384,
+        max_batch: int = 64,
+        prepare_threads: int = 2,
+        window: int = 256,
+        observer: BatchObserver | None = None,
+    ) -> None:
+        self.model = model
+        self.token_budget = token_budget
+        self.max_batch = max_batch
+        self.window = window
+        self.observer: BatchObserver = observer or _NoObserver()
+        self._pending: deque[_Item] = deque()
+        self._wakeup = threading.Condition()
+        self._closed = False
+        self._prepare_pool = concurrent.futures.ThreadPoolExecutor(
+            prepare_threads, thread_name_prefix="prepare"
+        )
+        self._thread = threading.Thread(target=self._run, name="model", daemon=True)
+        self._thread.start()
+
+    def queue_depth(self) -> int:
+        with self._wakeup:
+            return len(self._pending)
+
+    def score(
+        self,
+        query: Mapping[str, Any],
+        documents: Sequence[Mapping[str, Any]],
+        instruction: str | None,
+        deadline: float,
+    ) -> ScoreOutcome:
+        """Score one job; blocks the calling thread until every pair is scored or failed."""
+        scores: list[float | None] = [None] * len(documents)
+        errors: dict[int, str] = {}
+        try:
+            resolved_query = self.model.resolve(query)
+        except (MediaError, PairError) as exc:
+            reason = f"query: {exc}"
+            return ScoreOutcome(scores, [(i, reason) for i in range(len(documents))])
+
+        def prepare_and_submit(document: Mapping[str, Any]) -> concurrent.futures.Future[float]:
+            prepared = self.model.prepare(resolved_query, self.model.resolve(document), instruction)
+            return self._submit(prepared, deadline)
+
+        submitted = [self._prepare_pool.submit(prepare_and_submit, doc) for doc in documents]
+        for index, outer in enumerate(submitted):
+            inner: concurrent.futures.Future[float] | None = None
+            try:
+                inner = outer.result(timeout=max(0.0, deadline - time.time()))
+                scores[index] = inner.result(timeout=max(0.0, deadline - time.time()))
+            except (MediaError, PairError, DeadlineExpired) as exc:
+                errors[index] = str(exc)
+            except concurrent.futures.TimeoutError:
+                # Abandon the pair: the model thread skips cancelled items.
+                for future in (outer, inner):
+                    if future is not None:
+                        future.cancel()
+                errors[index] = "deadline passed before the model reached this document"
+            except Exception as exc:  # a model failure of this pair alone
+                errors[index] = f"scoring failed: {type(exc).__name__}: {exc}"
+        for reason in errors.values():
+            self.observer.pair_failed(_reason_kind(reason))
+        return ScoreOutcome(scores, sorted(errors.items()))
+
+    def close(self) -> None:
+        with self._wakeup:
+            self._closed = True
+            self._wakeup.notify_all()
+        self._thread.join(timeout=30)
+        self._prepare_pool.shutdown(wait=False, cancel_futures=True)
+
+    def _submit(self, prepared: Prepared, deadline: float) -> concurrent.futures.Future[float]:
+        item = _Item(prepared, deadline)
+        with self._wakeup:
+            if self._closed:
+                raise RuntimeError("the batcher is closed")
+            self._pending.append(item)
+            self._wakeup.notify()
+        return item.future
+
+    def _next_batch(self) -> list[_Item] | None:
+        with self._wakeup:
+            while not self._pending and not self._closed:
+                self._wakeup.wait()
+            if self._closed:
+                return None
+            now = time.time()
+            live: deque[_Item] = deque()
+            for item in self._pending:
+                if item.future.cancelled():
+                    continue
+                if item.deadline <= now:
+                    item.future.set_exception(
+                        DeadlineExpired("deadline passed before the model reached this document")
+                    )
+                    continue
+                live.append(item)
+            self._pending = live
+            if not live:
+                return []
+            window = [live[i] for i in range(min(self.window, len(live)))]
+            plan = plan_batches(
+                [i.prepared.length for i in window], self.token_budget, self.max_batch
+            )
+            # The group holding the oldest pair goes first, so long pairs cannot starve.
+            chosen = next(group for group in plan if 0 in group)
+            batch = [window[i] for i in chosen]
+            for item in batch:
+                self._pending.remove(item)
+            return batch
+
+    def _run(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            if batch:
+                self._forward(batch)
+
+    def _forward(self, batch: list[_Item]) -> None:
+        started = time.perf_counter()
+        try:
+            values = self.model.forward([item.prepared for item in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].future.set_exception(exc)
+                return
+            for item in batch:  # find the pair that fails; the others still get scores
+                self._forward([item])
+            return
+        lengths = [item.prepared.length for item in batch]
+        self.observer.batch_done(
+            len(batch), max(lengths) * len(batch), sum(lengths), time.perf_counter() - started
+        )
+        for item, value in zip(batch, values, strict=True):
+            if not item.future.done():
+                item.future.set_result(value)
+
+
+def _reason_kind(reason: str) -> str:
+    """A small, fixed set of labels for the errors-by-reason metric."""
+    lowered = reason.lower()
+    for needle, label in (
+        ("deadline", "deadline"),
+        ("could not be fetched", "fetch"),
+        ("public addresses", "ssrf"),
+        ("limit", "too_large"),
+        ("decoded", "decode"),
+        ("text only", "no_text"),
+        ("scoring failed", "model"),
+    ):
+        if needle in lowered:
+            return label
+    return "other"
