@@ -4,6 +4,8 @@
 - ``redis_url``: the URL of a real redis-server; ``redis_client``: a redis-py client on it
 - ``celery_worker``: a WorkerHandle (broker url + node name + Celery client) of a real worker
 - ``tiny_model_dirs``: tiny random-weight checkpoints, built once and cached outside the repo
+- ``media_dir``: small images and a video made for the run; ``tiny_registry``: registry entries
+  for the tiny models; ``scoring_worker``: a real worker process serving them
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from typing import Any
 import pytest
 import redis
 
-from sidecar.settings import Settings
+from sidecar.settings import Settings, WorkerSettings
 from sidecar.testbed import (
+    RunningWorker,
     engine_specs,
     runnable_engines,
     start_engine,
@@ -113,3 +116,59 @@ def tiny_model_dirs(settings: Settings) -> dict[str, Path]:
     from workers.random_models import MODEL_KINDS, cached_tiny_model
 
     return {kind: cached_tiny_model(kind, settings.cache_dir) for kind in MODEL_KINDS}
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.workers.media_files import mp4, png
+
+    root = tmp_path_factory.mktemp("media")
+    png(root / "red.png", (320, 240), (220, 20, 20))
+    png(root / "blue.png", (200, 300), (20, 20, 220))
+    mp4(root / "clip.mp4")
+    (root / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 50)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_registry(tiny_model_dirs: dict[str, Path]) -> dict[str, Any]:
+    from workers.contract import ModelSpec
+
+    return {
+        "tiny-vl": ModelSpec(path=str(tiny_model_dirs["qwen3-vl"]), kind="qwen3-vl", device="cpu"),
+        "tiny-text": ModelSpec(path=str(tiny_model_dirs["qwen3"]), kind="qwen3", device="cpu"),
+    }
+
+
+@dataclass
+class ScoringWorkerHandle:
+    worker: RunningWorker
+    settings: WorkerSettings
+
+    def metric(self, name: str, model: str) -> float:
+        """A counter of the worker's Prometheus endpoint (0 when not yet reported)."""
+        import urllib.request
+
+        url = f"http://127.0.0.1:{self.settings.metrics_port}/metrics"
+        with urllib.request.urlopen(url) as response:
+            text = response.read().decode()
+        for line in text.splitlines():
+            if line.startswith(f'{name}{{model="{model}"}}'):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+
+@pytest.fixture(scope="session")
+def scoring_worker(
+    settings: Settings, redis_url: str, tiny_registry: dict[str, Any], media_dir: Path
+) -> Iterator[ScoringWorkerHandle]:
+    from sidecar.testbed.ports import free_port
+
+    worker_settings = WorkerSettings(media_roots=[media_dir], metrics_port=free_port())
+    worker = start_worker(
+        settings, redis_url, models=tiny_registry, worker_settings=worker_settings
+    )
+    try:
+        yield ScoringWorkerHandle(worker, worker_settings)
+    finally:
+        worker.stop()

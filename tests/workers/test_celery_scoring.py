@@ -15,43 +15,15 @@ from celery.exceptions import TaskRevokedError
 from sidecar.settings import Settings, WorkerSettings
 from sidecar.testbed import RunningWorker, start_worker
 from sidecar.testbed.ports import free_port
-from tests.workers.media_files import mp4, png
+from tests.conftest import ScoringWorkerHandle
 from workers.contract import SCORE_TASK, ModelSpec, ScoringJob, ScoringResult, queue_name
 from workers.scoring import Scorer, load_scorer
 
 TOLERANCE = 1e-5
 
 
-@pytest.fixture(scope="module")
-def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("worker-media")
-    png(root / "red.png", (320, 240), (220, 20, 20))
-    png(root / "blue.png", (200, 300), (20, 20, 220))
-    mp4(root / "clip.mp4")
-    (root / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 50)
-    return root
-
-
-@pytest.fixture(scope="module")
-def registry(tiny_model_dirs: dict[str, Path]) -> dict[str, ModelSpec]:
-    return {
-        "tiny-vl": ModelSpec(path=str(tiny_model_dirs["qwen3-vl"]), kind="qwen3-vl", device="cpu"),
-        "tiny-text": ModelSpec(path=str(tiny_model_dirs["qwen3"]), kind="qwen3", device="cpu"),
-    }
-
-
 def _worker_settings(media_dir: Path, **overrides: Any) -> WorkerSettings:
     return WorkerSettings(media_roots=[media_dir], metrics_port=free_port(), **overrides)
-
-
-@pytest.fixture(scope="module")
-def scoring_worker(
-    settings: Settings, redis_url: str, registry: dict[str, ModelSpec], media_dir: Path
-) -> Iterator[tuple[RunningWorker, WorkerSettings]]:
-    worker_settings = _worker_settings(media_dir)
-    worker = start_worker(settings, redis_url, models=registry, worker_settings=worker_settings)
-    yield worker, worker_settings
-    worker.stop()
 
 
 @pytest.fixture(scope="module")
@@ -72,27 +44,27 @@ def _job(model: str, query: dict[str, Any], docs: list[dict[str, Any]], **extra:
     )
 
 
+_clients: dict[str, Any] = {}
+
+
 def _send(worker: RunningWorker, job: ScoringJob, **options: Any) -> Any:
-    client = worker.client()
-    try:
-        return client.send_task(
-            SCORE_TASK,
-            args=[job.model_dump(mode="json")],
-            queue=queue_name(job.model, job.priority),
-            **options,
-        )
-    finally:
-        client.close()
-
-
-def _metric(settings: WorkerSettings, name: str, model: str) -> float:
-    text = (
-        urllib.request.urlopen(f"http://127.0.0.1:{settings.metrics_port}/metrics").read().decode()
+    """Publish ``job``; one Celery client per broker, closed when the module ends, because the
+    AsyncResult keeps using its client's result backend."""
+    client = _clients.setdefault(worker.broker_url, worker.client())
+    return client.send_task(
+        SCORE_TASK,
+        args=[job.model_dump(mode="json")],
+        queue=queue_name(job.model, job.priority),
+        **options,
     )
-    for line in text.splitlines():
-        if line.startswith(f'{name}{{model="{model}"}}'):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    for client in _clients.values():
+        client.close()
+    _clients.clear()
 
 
 CASES = {
@@ -128,14 +100,14 @@ def _absolute(side: dict[str, Any], root: Path) -> dict[str, Any]:
 @pytest.mark.parametrize("case", CASES)
 def test_worker_scores_equal_in_process_scores(
     case: str,
-    scoring_worker: tuple[RunningWorker, WorkerSettings],
+    scoring_worker: ScoringWorkerHandle,
     local_scorers: dict[str, Scorer],
     media_dir: Path,
 ) -> None:
     model, query, docs = CASES[case]
     query, docs = _absolute(query, media_dir), [_absolute(d, media_dir) for d in docs]
     result = ScoringResult.model_validate(
-        _send(scoring_worker[0], _job(model, query, docs)).get(timeout=60)
+        _send(scoring_worker.worker, _job(model, query, docs)).get(timeout=60)
     )
     expected = local_scorers[model].score(query, docs)
     assert result.errors == []
@@ -144,11 +116,11 @@ def test_worker_scores_equal_in_process_scores(
 
 
 def test_bad_document_gets_null_and_an_error_entry(
-    scoring_worker: tuple[RunningWorker, WorkerSettings], media_dir: Path
+    scoring_worker: ScoringWorkerHandle, media_dir: Path
 ) -> None:
     docs = [{"text": "ok"}, {"image": str(media_dir / "corrupt.png")}, {"image": "/etc/hostname"}]
     result = ScoringResult.model_validate(
-        _send(scoring_worker[0], _job("tiny-vl", {"text": "q"}, docs)).get(timeout=60)
+        _send(scoring_worker.worker, _job("tiny-vl", {"text": "q"}, docs)).get(timeout=60)
     )
     assert result.scores[0] is not None and result.scores[1:] == [None, None]
     reasons = {e.index: e.error for e in result.errors}
@@ -157,17 +129,17 @@ def test_bad_document_gets_null_and_an_error_entry(
 
 
 def test_bulk_priority_goes_to_its_own_queue(
-    scoring_worker: tuple[RunningWorker, WorkerSettings],
+    scoring_worker: ScoringWorkerHandle,
 ) -> None:
     job = _job("tiny-text", {"text": "q"}, [{"text": "d"}], priority="bulk")
-    result = ScoringResult.model_validate(_send(scoring_worker[0], job).get(timeout=60))
+    result = ScoringResult.model_validate(_send(scoring_worker.worker, job).get(timeout=60))
     assert result.scores[0] is not None
 
 
 def test_invalid_job_is_refused_by_the_contract(
-    scoring_worker: tuple[RunningWorker, WorkerSettings],
+    scoring_worker: ScoringWorkerHandle,
 ) -> None:
-    client = scoring_worker[0].client()
+    client = scoring_worker.worker.client()
     try:
         bad = {
             "v": 1,
@@ -186,10 +158,10 @@ def test_invalid_job_is_refused_by_the_contract(
 
 
 def test_expired_task_never_reaches_the_model(
-    scoring_worker: tuple[RunningWorker, WorkerSettings],
+    scoring_worker: ScoringWorkerHandle,
 ) -> None:
-    worker, worker_settings = scoring_worker
-    before = _metric(worker_settings, "rerank_worker_pairs_scored_total", "tiny-text")
+    worker = scoring_worker.worker
+    before = scoring_worker.metric("rerank_worker_pairs_scored_total", "tiny-text")
     # Expired in the broker: Celery revokes it on receipt.
     stale = _job("tiny-text", {"text": "q"}, [{"text": "d"}], deadline=time.time() - 1)
     with pytest.raises(TaskRevokedError):
@@ -198,25 +170,24 @@ def test_expired_task_never_reaches_the_model(
     result = ScoringResult.model_validate(_send(worker, stale).get(timeout=60))
     assert result.scores == [None]
     assert "deadline passed" in result.errors[0].error
-    assert _metric(worker_settings, "rerank_worker_expired_jobs_total", "tiny-text") >= 1
-    assert _metric(worker_settings, "rerank_worker_pairs_scored_total", "tiny-text") == before
+    assert scoring_worker.metric("rerank_worker_expired_jobs_total", "tiny-text") >= 1
+    assert scoring_worker.metric("rerank_worker_pairs_scored_total", "tiny-text") == before
 
 
-def test_worker_health_and_metrics(scoring_worker: tuple[RunningWorker, WorkerSettings]) -> None:
-    worker, worker_settings = scoring_worker
+def test_worker_health_and_metrics(scoring_worker: ScoringWorkerHandle) -> None:
+    worker, port = scoring_worker.worker, scoring_worker.settings.metrics_port
     _send(worker, _job("tiny-text", {"text": "q"}, [{"text": "a"}, {"text": "b"}])).get(timeout=60)
-    health = urllib.request.urlopen(
-        f"http://127.0.0.1:{worker_settings.metrics_port}/health"
-    ).read()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health") as response:
+        health = response.read()
     assert b'"models": ["tiny-text", "tiny-vl"]' in health
-    assert _metric(worker_settings, "rerank_worker_pairs_scored_total", "tiny-text") >= 2
-    assert _metric(worker_settings, "rerank_worker_tokens_total", "tiny-text") > 0
+    assert scoring_worker.metric("rerank_worker_pairs_scored_total", "tiny-text") >= 2
+    assert scoring_worker.metric("rerank_worker_tokens_total", "tiny-text") > 0
 
 
 def test_worker_killed_mid_job_loses_no_job(
     settings: Settings,
     redis_url: str,
-    registry: dict[str, ModelSpec],
+    tiny_registry: dict[str, ModelSpec],
     media_dir: Path,
     local_scorers: dict[str, Scorer],
 ) -> None:
@@ -226,7 +197,7 @@ def test_worker_killed_mid_job_loses_no_job(
         task_time_limit_s=4.0,
         redelivery_check_s=1.0,
     )
-    text_only = {"tiny-text": registry["tiny-text"]}
+    text_only = {"tiny-text": tiny_registry["tiny-text"]}
     first = start_worker(
         settings, redis_url, models=text_only, worker_settings=_worker_settings(media_dir, **quick)
     )

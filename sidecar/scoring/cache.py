@@ -1,0 +1,124 @@
+"""The score cache: Redis, keyed by everything that determines a score.
+
+Key = SHA-256 of (model, revision, instruction, query content, document content), where media
+count by their URL or reference (a changed image under the same URL keeps its old score until
+the entry expires: set ``ttl_s`` accordingly). Every entry expires after ``ttl_s``; an index
+(a sorted set by write time) keeps at most ``max_entries``, dropping the oldest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from sidecar.scoring.dispatch import DispatchError
+from workers.contract import Content, DocumentError, ScoringJob, ScoringResult
+
+PREFIX = "rerank:score:"
+INDEX = "rerank:score-index"
+
+
+def score_key(
+    model: str, revision: str | None, instruction: str | None, query: Content, doc: Content
+) -> str:
+    material = json.dumps(
+        [
+            model,
+            revision,
+            instruction,
+            query.model_dump(exclude_none=True),
+            doc.model_dump(exclude_none=True, exclude={"id"}),
+        ],
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+    return PREFIX + hashlib.sha256(material.encode()).hexdigest()
+
+
+class ScoreCache:
+    def __init__(
+        self, client: aioredis.Redis, ttl_s: int = 86400, max_entries: int = 1_000_000
+    ) -> None:
+        self._redis = client
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+
+    async def get_many(self, keys: Sequence[str]) -> list[float | None]:
+        if not keys:
+            return []
+        values = await self._redis.mget(keys)
+        return [float(v) if v is not None else None for v in values]
+
+    async def put_many(self, entries: dict[str, float]) -> None:
+        if not entries:
+            return
+        now = time.time()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key, score in entries.items():
+                pipe.set(key, repr(score), ex=self.ttl_s)
+            pipe.zadd(INDEX, {key: now for key in entries})
+            pipe.zcard(INDEX)
+            results = await pipe.execute()
+        size = int(results[-1])
+        if size > self.max_entries:
+            oldest = await self._redis.zrange(INDEX, 0, size - self.max_entries - 1)
+            if oldest:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    pipe.delete(*oldest)
+                    pipe.zrem(INDEX, *oldest)
+                    await pipe.execute()
+
+
+class CachedDispatcher:
+    """Looks every pair up in the cache; only the missing ones go to the wrapped dispatcher."""
+
+    def __init__(
+        self, inner: Any, cache: ScoreCache, revisions: dict[str, str | None] | None = None
+    ) -> None:
+        self._inner = inner
+        self._cache = cache
+        self._revisions = revisions or {}
+
+    async def score(self, job: ScoringJob) -> ScoringResult:
+        started = time.perf_counter()
+        revision = self._revisions.get(job.model)
+        keys = [
+            score_key(job.model, revision, job.instruction, job.query, d) for d in job.documents
+        ]
+        try:
+            cached = await self._cache.get_many(keys)
+        except (aioredis.RedisError, OSError):
+            cached = [None] * len(keys)  # a cache outage costs speed, not results
+        missing = [i for i, value in enumerate(cached) if value is None]
+        scores: list[float | None] = list(cached)
+        errors: list[DocumentError] = []
+        if missing:
+            sub = job.model_copy(update={"documents": [job.documents[i] for i in missing]})
+            result = await self._inner.score(sub)
+            fresh: dict[str, float] = {}
+            for position, index in enumerate(missing):
+                value = result.scores[position]
+                scores[index] = value
+                if value is not None:
+                    fresh[keys[index]] = value
+            errors = [DocumentError(index=missing[e.index], error=e.error) for e in result.errors]
+            with contextlib.suppress(aioredis.RedisError, OSError):
+                await self._cache.put_many(fresh)
+        return ScoringResult(
+            scores=scores,
+            errors=errors,
+            model=job.model,
+            took_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+__all__ = ["CachedDispatcher", "DispatchError", "ScoreCache", "score_key"]
