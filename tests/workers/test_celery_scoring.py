@@ -225,3 +225,31 @@ def test_worker_killed_mid_job_loses_no_job(
     assert None not in scored.scores
     expected = local_scorers["tiny-text"].score(job.query.model_dump(exclude_none=True), docs[:3])
     assert max(abs(a - b) for a, b in zip(scored.scores[:3], expected, strict=True)) <= TOLERANCE  # type: ignore[operator]
+
+
+def test_interactive_jobs_go_ahead_of_queued_bulk_jobs(
+    settings: Settings, redis_url: str, tiny_registry: dict[str, ModelSpec], media_dir: Path
+) -> None:
+    one_at_a_time = settings.model_copy(
+        update={"testbed": settings.testbed.model_copy(update={"worker_concurrency": 1})}
+    )
+    text_only = {"tiny-text": tiny_registry["tiny-text"]}
+    worker = start_worker(
+        one_at_a_time, redis_url, models=text_only, worker_settings=_worker_settings(media_dir)
+    )
+    try:
+        heavy = [{"text": "long text " * 300} for _ in range(48)]
+        bulk = [
+            _send(worker, _job("tiny-text", {"text": f"bulk {i}"}, heavy, priority="bulk"))
+            for i in range(6)
+        ]
+        interactive = _send(worker, _job("tiny-text", {"text": "now"}, [{"text": "d"}]))
+        interactive.get(timeout=120)
+        finished_bulk = sum(1 for job in bulk if job.ready())
+        for job in bulk:
+            job.get(timeout=120)
+    finally:
+        worker.stop()
+    # At most the bulk job running when the interactive one arrived (and one the worker had
+    # already fetched) finished before it; the rest waited.
+    assert finished_bulk <= 2

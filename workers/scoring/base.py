@@ -128,12 +128,11 @@ class Scorer:
             reason = f"query: {exc}"
             return ScoreOutcome(scores, [(i, reason) for i in range(len(documents))])
         prepared: dict[int, Prepared] = {}
-        for index, document in enumerate(documents):
-            try:
-                resolved = self.model.resolve(document)
-                prepared[index] = self.model.prepare(resolved_query, resolved, instruction)
-            except (MediaError, PairError) as exc:
-                errors.append((index, str(exc)))
+        for index, item in enumerate(self._prepare_all(resolved_query, documents, instruction)):
+            if isinstance(item, Prepared):
+                prepared[index] = item
+            else:
+                errors.append((index, str(item)))
         indices = list(prepared)
         lengths = [prepared[i].length for i in indices]
         for batch in plan_batches(lengths, self.token_budget, self.max_batch):
@@ -143,3 +142,20 @@ class Scorer:
             ):
                 scores[index] = value
         return ScoreOutcome(scores, sorted(errors))
+
+    def _prepare_all(
+        self,
+        query: Mapping[str, Any],
+        documents: Sequence[Mapping[str, Any]],
+        instruction: str | None,
+    ) -> list[Prepared | MediaError | PairError]:
+        prepare_many = getattr(self.model, "prepare_many", None)
+        if prepare_many is not None:  # text models tokenize the whole request in one call
+            return list(prepare_many(query, documents, instruction))
+        out: list[Prepared | MediaError | PairError] = []
+        for document in documents:
+            try:
+                out.append(self.model.prepare(query, self.model.resolve(document), instruction))
+            except (MediaError, PairError) as exc:
+                out.append(exc)
+        return out

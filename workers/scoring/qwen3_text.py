@@ -74,14 +74,38 @@ class Qwen3TextReranker:
     def prepare(
         self, query: Mapping[str, Any], document: Mapping[str, Any], instruction: str | None
     ) -> Prepared:
-        room = self.max_length - len(self.prefix_ids) - len(self.suffix_ids)
-        body = self.tokenizer(
-            self.body(query, document, instruction),
-            truncation="longest_first",
-            max_length=room,
-            return_attention_mask=False,
-        )["input_ids"]
-        return Prepared(self.prefix_ids + body + self.suffix_ids)
+        (prepared,) = self.prepare_many(query, [document], instruction)
+        if isinstance(prepared, PairError):
+            raise prepared
+        return prepared
+
+    def prepare_many(
+        self,
+        query: Mapping[str, Any],
+        documents: Sequence[Mapping[str, Any]],
+        instruction: str | None,
+    ) -> list[Prepared | PairError]:
+        """Prepare many pairs with one call into the Rust tokenizer, which encodes a list in
+        parallel; a document without text gets its PairError in its place."""
+        bodies: dict[int, str] = {}
+        out: list[Prepared | PairError] = []
+        for index, document in enumerate(documents):
+            try:
+                bodies[index] = self.body(query, document, instruction)
+                out.append(Prepared([]))
+            except PairError as exc:
+                out.append(exc)
+        if bodies:
+            room = self.max_length - len(self.prefix_ids) - len(self.suffix_ids)
+            encoded = self.tokenizer(
+                list(bodies.values()),
+                truncation="longest_first",
+                max_length=room,
+                return_attention_mask=False,
+            )["input_ids"]
+            for index, ids in zip(bodies, encoded, strict=True):
+                out[index] = Prepared(self.prefix_ids + ids + self.suffix_ids)
+        return out
 
     @torch.inference_mode()
     def forward(self, batch: Sequence[Prepared]) -> list[float]:
