@@ -12,37 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-from transformers import AutoConfig
-
+from workers.contract import ModelSpec
 from workers.media import MediaError, MediaLimits, MediaResolver, RemoteFetcher
 from workers.scoring.base import PairError, Prepared, RerankerModel, ScoreOutcome, Scorer
+from workers.scoring.loading import load_model, model_kind, resolve_dtype
 from workers.scoring.prompts import VisionLimits
-from workers.scoring.qwen3_text import MAX_LENGTH as TEXT_MAX_LENGTH
 from workers.scoring.qwen3_text import Qwen3TextReranker
-from workers.scoring.qwen3_vl import MAX_LENGTH as VL_MAX_LENGTH
 from workers.scoring.qwen3_vl import Qwen3VLReranker
-
-_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
-
-
-def resolve_dtype(dtype: str, device: str) -> torch.dtype:
-    """``auto`` is bfloat16 on a GPU and float32 on the CPU."""
-    if dtype == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    if dtype not in _DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; use auto, {', '.join(_DTYPES)}")
-    return _DTYPES[dtype]
-
-
-def model_kind(name_or_path: str, revision: str | None = None) -> str:
-    """qwen3-vl or qwen3, read from the checkpoint's config."""
-    model_type = AutoConfig.from_pretrained(name_or_path, revision=revision).model_type
-    if model_type == "qwen3_vl":
-        return "qwen3-vl"
-    if model_type == "qwen3":
-        return "qwen3"
-    raise ValueError(f"{name_or_path} is a {model_type!r} model, not a Qwen3 or Qwen3-VL reranker")
 
 
 def load_scorer(
@@ -64,36 +40,24 @@ def load_scorer(
     Local media paths are accepted only under ``media_roots``; media URLs go through
     ``remote_fetcher`` (a ``workers.fetch.BlockingMediaFetcher``) and are refused without one.
     """
-    path = str(name_or_path)
-    kind = kind or model_kind(path, revision)
-    torch_dtype = resolve_dtype(dtype, device)
-    model: RerankerModel
-    if kind == "qwen3-vl":
-        media = MediaResolver(
-            limits=media_limits or MediaLimits(),
-            local_roots=tuple(media_roots),
-            fetch_remote=remote_fetcher,
-        )
-        model = Qwen3VLReranker(
-            path,
-            device=device,
-            dtype=torch_dtype,
-            attn_implementation=attn_implementation,
-            media=media,
-            revision=revision,
-            max_length=max_length or VL_MAX_LENGTH,
-        )
-    elif kind == "qwen3":
-        model = Qwen3TextReranker(
-            path,
-            device=device,
-            dtype=torch_dtype,
-            attn_implementation=attn_implementation,
-            revision=revision,
-            max_length=max_length or TEXT_MAX_LENGTH,
-        )
-    else:
-        raise ValueError(f"unknown model kind {kind!r}; use qwen3-vl or qwen3")
+    # Validated like a registry entry, so a bad dtype or kind is a clear ValueError.
+    spec = ModelSpec.model_validate(
+        {
+            "path": str(name_or_path),
+            "kind": kind,
+            "revision": revision,
+            "dtype": dtype,
+            "device": device,
+            "max_length": max_length,
+            "attn_implementation": attn_implementation,
+        }
+    )
+    media = MediaResolver(
+        limits=media_limits or MediaLimits(),
+        local_roots=tuple(media_roots),
+        fetch_remote=remote_fetcher,
+    )
+    model = load_model(spec, media)
     return Scorer(model, token_budget=token_budget)
 
 
