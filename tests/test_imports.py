@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
         ["sidecar"],
         ["workers.contract"],
         ["sidecar", "sidecar.cli", "sidecar.settings", "sidecar.testbed", "workers.contract"],
+        ["sidecar.scoring", "sidecar.scoring.local_backend", "sidecar.scoring.cache"],
         ["workers.celery_app", "workers.tasks"],
     ],
 )

@@ -14,7 +14,7 @@ from aiohttp import web
 from PIL import Image
 
 from sidecar.testbed.ports import free_port
-from tests.workers.media_files import png
+from tests.workers.media_files import mp4, png
 from workers.fetch import BlockingMediaFetcher, FetchPolicy, MediaFetcher
 from workers.media import MediaError, MediaLimits
 from workers.scoring import Scorer, load_scorer
@@ -30,9 +30,10 @@ def _png_bytes(size: tuple[int, int], color: tuple[int, int, int], mode: str = "
 
 
 @pytest.fixture(scope="module")
-def media_server() -> Iterator[str]:
+def media_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real aiohttp server on loopback, serving good and bad media."""
     red = _png_bytes((320, 240), (220, 20, 20))
+    clip = mp4(tmp_path_factory.mktemp("served") / "clip.mp4").read_bytes()
     bomb = _png_bytes((12000, 12000), (0, 0, 0), mode="1")
 
     async def slow(request: web.Request) -> web.Response:
@@ -53,6 +54,7 @@ def media_server() -> Iterator[str]:
 
     app = web.Application()
     app.router.add_get("/red.png", body(red, "image/png"))
+    app.router.add_get("/clip.mp4", body(clip, "video/mp4"))
     app.router.add_get("/page", body(b"<html></html>", "text/html"))
     app.router.add_get("/big.png", body(b"\0" * 300_000, "image/png"))
     app.router.add_get("/bomb.png", body(bomb, "image/png"))
@@ -181,6 +183,18 @@ def test_url_image_scores_like_the_same_local_image(
     by_url, by_path = scorer.score(
         {"text": "red"}, [{"image": f"{media_server}/red.png"}, {"image": str(root / "red.png")}]
     )
+    assert by_url == pytest.approx(by_path, abs=1e-6)
+
+
+def test_url_video_scores_like_the_same_local_video(
+    vl_with_fetcher: tuple[Scorer, Path], media_server: str
+) -> None:
+    scorer, root = vl_with_fetcher
+    local = mp4(root / "clip.mp4")
+    by_url, by_path = scorer.score(
+        {"text": "a clip"}, [{"video": f"{media_server}/clip.mp4"}, {"video": str(local)}]
+    )
+    assert by_url is not None
     assert by_url == pytest.approx(by_path, abs=1e-6)
 
 
