@@ -98,11 +98,19 @@ class Batcher:
             reason = f"query: {exc}"
             return ScoreOutcome(scores, [(i, reason) for i in range(len(documents))])
 
-        def prepare_and_submit(document: Mapping[str, Any]) -> concurrent.futures.Future[float]:
+        lengths: dict[int, int] = {}
+
+        def prepare_and_submit(
+            index: int, document: Mapping[str, Any]
+        ) -> concurrent.futures.Future[float]:
             prepared = self.model.prepare(resolved_query, self.model.resolve(document), instruction)
+            lengths[index] = prepared.length
             return self._submit(prepared, deadline)
 
-        submitted = [self._prepare_pool.submit(prepare_and_submit, doc) for doc in documents]
+        submitted = [
+            self._prepare_pool.submit(prepare_and_submit, index, doc)
+            for index, doc in enumerate(documents)
+        ]
         for index, outer in enumerate(submitted):
             inner: concurrent.futures.Future[float] | None = None
             try:
@@ -120,7 +128,8 @@ class Batcher:
                 errors[index] = f"scoring failed: {type(exc).__name__}: {exc}"
         for reason in errors.values():
             self.observer.pair_failed(_reason_kind(reason))
-        return ScoreOutcome(scores, sorted(errors.items()))
+        tokens = sum(n for i, n in lengths.items() if scores[i] is not None)
+        return ScoreOutcome(scores, sorted(errors.items()), tokens)
 
     def close(self) -> None:
         with self._wakeup:

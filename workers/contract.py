@@ -101,6 +101,7 @@ class ScoringResult(_Message):
     errors: list[DocumentError] = Field(default_factory=list)
     model: str
     took_ms: float = Field(ge=0)
+    tokens: int = Field(default=0, ge=0, description="Tokens of the scored pairs.")
 
 
 __all__ = [

@@ -65,4 +65,5 @@ def score_job(job: ScoringJob) -> ScoringResult:
         errors=[DocumentError(index=i, error=e) for i, e in outcome.errors],
         model=job.model,
         took_ms=took * 1000,
+        tokens=outcome.tokens,
     )

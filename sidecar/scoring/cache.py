@@ -98,6 +98,7 @@ class CachedDispatcher:
         missing = [i for i, value in enumerate(cached) if value is None]
         scores: list[float | None] = list(cached)
         errors: list[DocumentError] = []
+        tokens = 0
         if missing:
             sub = job.model_copy(update={"documents": [job.documents[i] for i in missing]})
             result = await self._inner.score(sub)
@@ -108,6 +109,7 @@ class CachedDispatcher:
                 if value is not None:
                     fresh[keys[index]] = value
             errors = [DocumentError(index=missing[e.index], error=e.error) for e in result.errors]
+            tokens = result.tokens
             with contextlib.suppress(aioredis.RedisError, OSError):
                 await self._cache.put_many(fresh)
         return ScoringResult(
@@ -115,6 +117,7 @@ class CachedDispatcher:
             errors=errors,
             model=job.model,
             took_ms=(time.perf_counter() - started) * 1000,
+            tokens=tokens,
         )
 
     async def close(self) -> None:

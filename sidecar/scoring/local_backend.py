@@ -53,6 +53,7 @@ class LocalDispatcher:
             errors=[DocumentError(index=i, error=e) for i, e in outcome.errors],
             model=job.model,
             took_ms=(time.perf_counter() - started) * 1000,
+            tokens=outcome.tokens,
         )
 
     async def close(self) -> None:

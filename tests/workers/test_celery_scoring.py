@@ -109,7 +109,9 @@ def test_worker_scores_equal_in_process_scores(
     result = ScoringResult.model_validate(
         _send(scoring_worker.worker, _job(model, query, docs)).get(timeout=60)
     )
-    expected = local_scorers[model].score(query, docs)
+    local = local_scorers[model].score_with_errors(query, docs)
+    expected = local.scores
+    assert result.tokens == local.tokens > 0
     assert result.errors == []
     assert result.model == model
     assert max(abs(a - b) for a, b in zip(result.scores, expected, strict=True)) <= TOLERANCE  # type: ignore[operator]

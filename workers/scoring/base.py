@@ -39,6 +39,8 @@ class ScoreOutcome:
 
     scores: list[float | None]
     errors: list[tuple[int, str]]
+    tokens: int = 0
+    """Tokens of the pairs that were scored (vision placeholders included, padding excluded)."""
 
 
 class RerankerModel(Protocol):
@@ -141,7 +143,8 @@ class Scorer:
                 members, self.model.forward([prepared[i] for i in members]), strict=True
             ):
                 scores[index] = value
-        return ScoreOutcome(scores, sorted(errors))
+        tokens = sum(p.length for i, p in prepared.items() if scores[i] is not None)
+        return ScoreOutcome(scores, sorted(errors), tokens)
 
     def _prepare_all(
         self,
