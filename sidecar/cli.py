@@ -219,6 +219,31 @@ def worker(
 
 
 @app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind (server.host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (server.port).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Run the sidecar: the rerank API now, the engine proxy with the proxy issue."""
+    import logging
+
+    from aiohttp import web
+
+    from sidecar.app import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = _settings(config)
+    # A client that disconnects cancels its handler, so abandoned requests stop waiting.
+    web.run_app(
+        create_app(settings),
+        host=host or settings.server.host,
+        port=port if port is not None else settings.server.port,
+        handler_cancellation=True,
+        access_log=None,
+    )
+
+
+@app.command()
 def version() -> None:
     """Print the version."""
     from sidecar import __version__

@@ -9,9 +9,9 @@ them from a global.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -110,6 +110,50 @@ class WorkerSettings(BaseModel):
         return self
 
 
+class ServerSettings(BaseModel):
+    """Where the sidecar listens."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    """Interface to bind. Example: ``0.0.0.0`` in a container."""
+    port: int = Field(default=9280, ge=0, le=65535)
+    """Port to listen on. Example: ``9280``."""
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    """Largest request body; larger ones get 413. Example: 16 MiB."""
+
+
+class ApiSettings(BaseModel):
+    """The standalone rerank API (``/rerank``, ``/v1/rerank``, ``/v2/rerank``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    keys: list[SecretStr] = Field(default_factory=list)
+    """Bearer tokens that may call the API. Empty: the API is open (a warning is logged at
+    start). Example: ``RERANK_API__KEYS='["k1","k2"]'``."""
+    default_model: str = "qwen3-vl-reranker-2b"
+    """Registry name used when a request names no model."""
+    max_documents: int = Field(default=1000, gt=0)
+    """Most documents in one request. Example: ``1000``."""
+    timeout_ms: int = Field(default=30_000, gt=0)
+    """Deadline of one API request's scoring job. Example: ``30000``."""
+
+
+class DispatchSettings(BaseModel):
+    """How the sidecar gets scores."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["celery", "local"] = "celery"
+    """celery: GPU workers through Redis; local: a model in the sidecar process (one machine)."""
+    local_models: list[str] = Field(default_factory=list)
+    """Registry names the local backend loads at start. Example: ``["qwen3-reranker-0.6b"]``."""
+    cache_enabled: bool = True
+    cache_ttl_s: int = Field(default=86_400, gt=0)
+    """How long a cached score lives. Example: one day."""
+    cache_max_entries: int = Field(default=1_000_000, gt=0)
+
+
 class Settings(BaseSettings):
     """All of rerank-sidecar's configuration."""
 
@@ -132,6 +176,9 @@ class Settings(BaseSettings):
           catalog-vl: {path: /models/Qwen3-VL-Reranker-2B, dtype: bfloat16}
     """
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
 
     @field_validator("models")
     @classmethod

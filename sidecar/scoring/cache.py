@@ -74,6 +74,9 @@ class ScoreCache:
                     pipe.zrem(INDEX, *oldest)
                     await pipe.execute()
 
+    async def close(self) -> None:
+        await self._redis.aclose()
+
 
 class CachedDispatcher:
     """Looks every pair up in the cache; only the missing ones go to the wrapped dispatcher."""
@@ -122,6 +125,7 @@ class CachedDispatcher:
 
     async def close(self) -> None:
         await self._inner.close()
+        await self._cache.close()
 
 
 __all__ = ["CachedDispatcher", "DispatchError", "ScoreCache", "score_key"]

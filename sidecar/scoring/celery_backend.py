@@ -30,7 +30,9 @@ READY = {"SUCCESS", "FAILURE", "REVOKED"}
 class CeleryDispatcher:
     def __init__(self, broker_url: str, result_backend: str | None = None) -> None:
         backend = result_backend or broker_url
-        self._app = Celery("rerank-sidecar", broker=broker_url, backend=backend)
+        # No result backend on the publishing side: Celery's Redis backend would open a blocking
+        # pub/sub connection per sent task; results are read below with redis.asyncio instead.
+        self._app = Celery("rerank-sidecar", broker=broker_url)
         self._app.conf.update(
             task_serializer="json", result_serializer="json", accept_content=["json"]
         )
@@ -64,6 +66,8 @@ class CeleryDispatcher:
             raise DispatchError(f"could not send the job: {type(exc).__name__}") from None
         finally:
             await _close_quietly(pubsub)
+        if time.time() > job.deadline:
+            raise DispatchTimeout(f"the {job.model} result arrived after the deadline")
         return _result_of(meta, job.model)
 
     def _publish(self, job: ScoringJob, task_id: str) -> None:

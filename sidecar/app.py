@@ -1,0 +1,65 @@
+"""The sidecar's aiohttp application: built from the settings, resources opened and closed
+together in one cleanup context (dispatcher, cache)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from sidecar.api.rerank import RerankService, add_rerank_routes
+from sidecar.scoring import CachedDispatcher, CeleryDispatcher, Dispatcher, ScoreCache
+from sidecar.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DISPATCHER = web.AppKey("dispatcher", object)
+
+
+def build_dispatcher(settings: Settings) -> Dispatcher:
+    """The configured backend, with the score cache in front when enabled."""
+    dispatch = settings.dispatch
+    inner: Dispatcher
+    if dispatch.backend == "local":
+        # Imported by name, only when configured: this is where torch gets loaded.
+        from sidecar.scoring.local_backend import LocalDispatcher
+        from workers.registry import LoadOptions, load_batchers
+
+        names = dispatch.local_models or [settings.api.default_model]
+        inner = LocalDispatcher(load_batchers(settings.models, names, LoadOptions()))
+    else:
+        inner = CeleryDispatcher(settings.celery.broker_url, settings.celery.result_backend)
+    if not dispatch.cache_enabled:
+        return inner
+    cache_url = settings.celery.result_backend or settings.celery.broker_url
+    cache = ScoreCache(
+        aioredis.Redis.from_url(cache_url),
+        ttl_s=dispatch.cache_ttl_s,
+        max_entries=dispatch.cache_max_entries,
+    )
+    revisions = {name: spec.revision for name, spec in settings.models.items()}
+    return CachedDispatcher(inner, cache, revisions)
+
+
+def create_app(settings: Settings, dispatcher: Dispatcher | None = None) -> web.Application:
+    """The sidecar app. ``dispatcher`` overrides the configured one (tests, embedding)."""
+    app = web.Application(client_max_size=settings.server.max_body_bytes)
+    chosen = dispatcher or build_dispatcher(settings)
+    app[DISPATCHER] = chosen
+    if not settings.api.keys:
+        log.warning("the rerank API has no keys configured: it accepts every caller")
+    add_rerank_routes(app, RerankService(chosen, settings.models, settings.api), settings.api.keys)
+    app.router.add_get("/_rerank/health", health)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        yield
+        await chosen.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
