@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from sidecar.api.openapi import openapi_json
 from sidecar.api.rerank import RerankService, add_rerank_routes
 from sidecar.scoring import CachedDispatcher, CeleryDispatcher, Dispatcher, ScoreCache
 from sidecar.settings import Settings
@@ -52,6 +53,7 @@ def create_app(settings: Settings, dispatcher: Dispatcher | None = None) -> web.
         log.warning("the rerank API has no keys configured: it accepts every caller")
     add_rerank_routes(app, RerankService(chosen, settings.models, settings.api), settings.api.keys)
     app.router.add_get("/_rerank/health", health)
+    app.router.add_get("/openapi.json", openapi_json)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         yield

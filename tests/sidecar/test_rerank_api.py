@@ -218,3 +218,74 @@ def test_keys_never_reach_the_logs(api_url: str, caplog: pytest.LogCaptureFixtur
     text = "\n".join(record.getMessage() for record in caplog.records)
     assert "extra_field" in text  # unknown fields are logged...
     assert KEY not in text  # ...keys never are
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def test_real_responses_validate_against_the_openapi_document(
+    api_url: str, media_dir: Path
+) -> None:
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+
+    document = _get(f"{api_url}/openapi.json")
+    assert document["openapi"].startswith("3.")
+    registry = Registry().with_resource("urn:openapi", Resource.opaque(document))
+
+    def validate(path: str, status: int, body: Any) -> None:
+        schema = document["paths"][path]["post"]["responses"][str(status)]["content"][
+            "application/json"
+        ]["schema"]
+        ref = schema["$ref"].replace("#/", "urn:openapi#/")
+        Draft202012Validator({"$ref": ref}, registry=registry).validate(body)
+
+    calls: list[tuple[str, Any, str | None]] = [
+        (
+            "/v2/rerank",
+            {"model": "tiny-text", "query": "q", "documents": ["a", "b"], "top_n": 1},
+            KEY,
+        ),
+        (
+            "/v1/rerank",
+            {"query": "q", "documents": ["a", {"image": str(media_dir / "red.png")}]},
+            KEY,
+        ),
+        (
+            "/rerank",
+            {"query": "q", "documents": [{"content": [{"type": "text", "text": "a"}]}]},
+            KEY,
+        ),
+        (
+            "/v1/rerank",
+            {"query": "q", "documents": ["a", {"image": str(media_dir / "corrupt.png")}]},
+            KEY,
+        ),
+        ("/v1/rerank", {"query": "q", "documents": []}, KEY),
+        ("/v1/rerank", {"model": "nope", "query": "q", "documents": ["a"]}, KEY),
+        ("/v2/rerank", {"query": "q", "documents": ["a"]}, None),
+    ]
+    seen = set()
+    for path, body, key in calls:
+        status, answer = _post(f"{api_url}{path}", body, key=key)
+        validate(path, status, answer)
+        seen.add(status)
+    assert seen == {200, 400, 401, 404}
+    # The document is not vacuous: a wrong shape fails validation.
+    with pytest.raises(Exception, match="relevance_score"):
+        validate(
+            "/v1/rerank",
+            200,
+            {
+                "id": "x",
+                "model": "m",
+                "results": [{"index": 0}],
+                "usage": {"total_tokens": 1, "prompt_tokens": 1},
+                "meta": {
+                    "api_version": {"version": "1"},
+                    "billed_units": {"search_units": 1, "input_tokens": 1},
+                },
+            },
+        )
