@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from workers.media import MediaError
-from workers.scoring.base import PairError, Prepared, RerankerModel, ScoreOutcome, plan_batches
+from workers.scoring.base import (
+    PairError,
+    Prepared,
+    RerankerModel,
+    ScoreOutcome,
+    cut_document,
+    plan_batches,
+)
 
 
 class DeadlineExpired(RuntimeError):
@@ -88,6 +95,7 @@ class Batcher:
         documents: Sequence[Mapping[str, Any]],
         instruction: str | None,
         deadline: float,
+        max_doc_tokens: int | None = None,
     ) -> ScoreOutcome:
         """Score one job; blocks the calling thread until every pair is scored or failed."""
         scores: list[float | None] = [None] * len(documents)
@@ -103,6 +111,7 @@ class Batcher:
         def prepare_and_submit(
             index: int, document: Mapping[str, Any]
         ) -> concurrent.futures.Future[float]:
+            document = cut_document(self.model, document, max_doc_tokens)
             prepared = self.model.prepare(resolved_query, self.model.resolve(document), instruction)
             lengths[index] = prepared.length
             return self._submit(prepared, deadline)

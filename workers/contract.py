@@ -43,6 +43,9 @@ class ScoringJob(_Message):
     documents: list[Document] = Field(min_length=1)
     deadline: float = Field(description="Unix time after which the result is useless.")
     priority: Priority = "interactive"
+    max_doc_tokens: int | None = Field(
+        default=None, gt=0, description="Cut each document's text to this many tokens first."
+    )
 
     @model_validator(mode="after")
     def _ids_unique(self) -> ScoringJob:

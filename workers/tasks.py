@@ -57,6 +57,7 @@ def score_job(job: ScoringJob) -> ScoringResult:
         [doc.model_dump(exclude_none=True, exclude={"id"}) for doc in job.documents],
         job.instruction,
         job.deadline,
+        job.max_doc_tokens,
     )
     took = time.perf_counter() - started
     runtime.metrics.job_seconds.labels(job.model).observe(took)

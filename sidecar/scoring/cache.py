@@ -25,7 +25,12 @@ INDEX = "rerank:score-index"
 
 
 def score_key(
-    model: str, revision: str | None, instruction: str | None, query: Content, doc: Content
+    model: str,
+    revision: str | None,
+    instruction: str | None,
+    query: Content,
+    doc: Content,
+    max_doc_tokens: int | None = None,
 ) -> str:
     material = json.dumps(
         [
@@ -34,6 +39,7 @@ def score_key(
             instruction,
             query.model_dump(exclude_none=True),
             doc.model_dump(exclude_none=True, exclude={"id"}),
+            max_doc_tokens,
         ],
         sort_keys=True,
         ensure_ascii=False,
@@ -92,7 +98,8 @@ class CachedDispatcher:
         started = time.perf_counter()
         revision = self._revisions.get(job.model)
         keys = [
-            score_key(job.model, revision, job.instruction, job.query, d) for d in job.documents
+            score_key(job.model, revision, job.instruction, job.query, d, job.max_doc_tokens)
+            for d in job.documents
         ]
         try:
             cached = await self._cache.get_many(keys)

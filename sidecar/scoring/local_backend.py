@@ -40,6 +40,7 @@ class LocalDispatcher:
             [d.model_dump(exclude_none=True, exclude={"id"}) for d in job.documents],
             job.instruction,
             job.deadline,
+            job.max_doc_tokens,
         )
         try:
             async with asyncio.timeout(remaining):

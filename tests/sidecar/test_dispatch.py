@@ -114,8 +114,9 @@ def test_cache_key_covers_model_instruction_query_and_document() -> None:
         score_key("m", None, "find shoes", q, d),
         score_key("m", None, None, Content(text="q2"), d),
         score_key("m", None, None, q, Content(text="d", image="https://x/a.png")),
+        score_key("m", None, None, q, d, max_doc_tokens=128),
     }
-    assert base not in variants and len(variants) == 5
+    assert base not in variants and len(variants) == 6
 
 
 def test_cache_keeps_at_most_max_entries(redis_url: str) -> None:

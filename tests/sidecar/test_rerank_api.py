@@ -289,3 +289,27 @@ def test_real_responses_validate_against_the_openapi_document(
                 },
             },
         )
+
+
+def test_max_tokens_per_doc_cuts_long_documents(api_url: str, scorers: dict[str, Scorer]) -> None:
+    long_doc = "red running shoes with a light trail sole " * 40
+    status, body = _post(
+        f"{api_url}/v2/rerank",
+        {
+            "model": "tiny-text",
+            "query": "red shoes",
+            "documents": [long_doc],
+            "max_tokens_per_doc": 6,
+        },
+    )
+    assert status == 200, body
+    scorer = scorers["tiny-text"]
+    cut = scorer.model.truncate_text(long_doc, 6)
+    assert len(scorer.model.tokenizer.encode(cut, add_special_tokens=False)) == 6  # type: ignore[attr-defined]
+    [expected_cut] = scorer.score({"text": "red shoes"}, [{"text": cut}])
+    [expected_full] = scorer.score({"text": "red shoes"}, [{"text": long_doc}])
+    assert body["results"][0]["relevance_score"] == pytest.approx(expected_cut, abs=TOLERANCE)
+    assert expected_cut != pytest.approx(expected_full, abs=1e-7)
+    model = scorer.model
+    prepared = model.prepare(model.resolve({"text": "red shoes"}), {"text": cut}, None)
+    assert body["usage"]["total_tokens"] == prepared.length

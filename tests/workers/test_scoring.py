@@ -178,3 +178,13 @@ def test_plan_batches_respects_the_token_budget() -> None:
     flat = [lengths[i] for batch in batches for i in batch]
     assert flat == sorted(flat)  # shortest first keeps padding small
     assert [2] in batches  # longer than the budget: alone
+
+
+def test_max_doc_tokens_scores_the_cut_text(text: Scorer, vl: Scorer) -> None:
+    long_doc = {"text": "blue rain jacket with a hood " * 30}
+    for scorer in (text, vl):
+        cut = scorer.model.truncate_text(long_doc["text"], 7)
+        [by_option] = scorer.score({"text": "jacket"}, [long_doc], max_doc_tokens=7)
+        [by_hand] = scorer.score({"text": "jacket"}, [{"text": cut}])
+        assert by_option == pytest.approx(by_hand, abs=TOLERANCE)
+        assert scorer.model.truncate_text("short", 7) == "short"

@@ -60,6 +60,22 @@ class RerankerModel(Protocol):
 
     def forward(self, batch: Sequence[Prepared]) -> list[float]: ...
 
+    def truncate_text(self, text: str, max_tokens: int) -> str:
+        """The first ``max_tokens`` tokens of ``text``, as text."""
+        ...
+
+
+def cut_document(
+    model: RerankerModel, document: Mapping[str, Any], max_tokens: int | None
+) -> Mapping[str, Any]:
+    """``document`` with its text cut to ``max_tokens`` tokens (media untouched)."""
+    text = document.get("text")
+    if not max_tokens or text is None:
+        return document
+    if isinstance(text, list):
+        text = "\n".join(str(part) for part in text)
+    return {**document, "text": model.truncate_text(str(text), max_tokens)}
+
 
 def plan_batches(lengths: Sequence[int], token_budget: int, max_batch: int) -> list[list[int]]:
     """Group item indices into micro-batches, shortest first, so that each batch's padded cost
@@ -111,16 +127,18 @@ class Scorer:
         query: Mapping[str, Any],
         documents: Sequence[Mapping[str, Any]],
         instruction: str | None = None,
+        max_doc_tokens: int | None = None,
     ) -> list[float | None]:
         """One relevance probability per document; None where the document failed (see
-        ``score_with_errors`` for the reasons)."""
-        return self.score_with_errors(query, documents, instruction).scores
+        ``score_with_errors`` for the reasons). ``max_doc_tokens`` cuts each document's text."""
+        return self.score_with_errors(query, documents, instruction, max_doc_tokens).scores
 
     def score_with_errors(
         self,
         query: Mapping[str, Any],
         documents: Sequence[Mapping[str, Any]],
         instruction: str | None = None,
+        max_doc_tokens: int | None = None,
     ) -> ScoreOutcome:
         scores: list[float | None] = [None] * len(documents)
         errors: list[tuple[int, str]] = []
@@ -129,6 +147,7 @@ class Scorer:
         except (MediaError, PairError) as exc:
             reason = f"query: {exc}"
             return ScoreOutcome(scores, [(i, reason) for i in range(len(documents))])
+        documents = [cut_document(self.model, d, max_doc_tokens) for d in documents]
         prepared: dict[int, Prepared] = {}
         for index, item in enumerate(self._prepare_all(resolved_query, documents, instruction)):
             if isinstance(item, Prepared):

@@ -64,6 +64,10 @@ class Qwen3TextReranker:
     def resolve(self, side: Mapping[str, Any]) -> dict[str, Any]:
         return dict(side)
 
+    def truncate_text(self, text: str, max_tokens: int) -> str:
+        ids = self.tokenizer.encode(text, add_special_tokens=False)
+        return text if len(ids) <= max_tokens else str(self.tokenizer.decode(ids[:max_tokens]))
+
     def body(
         self, query: Mapping[str, Any], document: Mapping[str, Any], instruction: str | None
     ) -> str:

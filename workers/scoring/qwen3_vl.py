@@ -91,6 +91,11 @@ class Qwen3VLReranker:
     def resolve(self, side: Mapping[str, Any]) -> dict[str, Any]:
         return self.media.side(dict(side))
 
+    def truncate_text(self, text: str, max_tokens: int) -> str:
+        tokenizer = self.processor.tokenizer
+        ids = tokenizer.encode(text, add_special_tokens=False)
+        return text if len(ids) <= max_tokens else str(tokenizer.decode(ids[:max_tokens]))
+
     def messages(
         self, query: Mapping[str, Any], document: Mapping[str, Any], instruction: str | None
     ) -> list[dict[str, Any]]:

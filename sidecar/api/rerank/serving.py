@@ -80,6 +80,7 @@ class RerankService:
             documents=documents,
             deadline=time.time() + self._settings.timeout_ms / 1000,
             priority="interactive",
+            max_doc_tokens=request.max_tokens_per_doc,
         )
         try:
             result = await self._dispatcher.score(job)
