@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -34,13 +32,11 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
+from bench.report import machine, write_section  # noqa: E402
 from sidecar.settings import Settings  # noqa: E402
 from workers.random_models import cached_tiny_model  # noqa: E402
 from workers.scoring import Scorer, load_scorer  # noqa: E402
 from workers.scoring.prompts import TEXT_PREFIX, TEXT_SUFFIX, text_body  # noqa: E402
-
-MARK_START = "<!-- bench:scoring:start -->"
-MARK_END = "<!-- bench:scoring:end -->"
 
 WORDS = [
     "red",
@@ -178,26 +174,6 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def machine() -> str:
-    import torch
-
-    return (
-        f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
-        f"torch {torch.__version__} ({torch.get_num_threads()} threads), CPU only"
-    )
-
-
-def write_section(markdown: str, path: Path) -> None:
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    section = f"{MARK_START}\n{markdown}\n{MARK_END}"
-    if MARK_START in text:
-        head, rest = text.split(MARK_START, 1)
-        text = head + section + rest.split(MARK_END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text, encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -240,7 +216,7 @@ def main() -> None:
         "session that wrote this benchmark."
     )
     if not args.no_write:
-        write_section(markdown, ROOT / "docs" / "benchmarks.md")
+        write_section(markdown, ROOT / "docs" / "benchmarks.md", "scoring")
 
 
 if __name__ == "__main__":
