@@ -1,3 +1,3 @@
-"""Integrations with other systems (RAG frameworks, engine-side rerank hooks, other scorers).
-
-Each integration is an optional extra; this package imports none of them by itself."""
+"""Integrations with other systems. Each framework plugin is an optional extra and is imported
+by its own module name (``plugins.langchain``, ``plugins.llamaindex``, ``plugins.haystack``);
+this package imports none of them by itself."""

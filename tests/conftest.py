@@ -6,6 +6,8 @@
 - ``tiny_model_dirs``: tiny random-weight checkpoints, built once and cached outside the repo
 - ``media_dir``: small images and a video made for the run; ``tiny_registry``: registry entries
   for the tiny models; ``scoring_worker``: a real worker process serving them
+- ``sidecar_api``: the URL of a real sidecar (rerank API) scoring through that worker; its key
+  is ``API_KEY``
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from sidecar.testbed import (
     start_redis,
     start_worker,
 )
+
+API_KEY = "test-key-Zx81"
 
 
 @dataclass
@@ -172,3 +176,41 @@ def scoring_worker(
         yield ScoringWorkerHandle(worker, worker_settings)
     finally:
         worker.stop()
+
+
+@pytest.fixture(scope="session")
+def sidecar_api(
+    scoring_worker: ScoringWorkerHandle, tiny_registry: dict[str, Any]
+) -> Iterator[str]:
+    import asyncio
+    import threading
+
+    from aiohttp import web
+
+    from sidecar.app import create_app
+
+    settings = Settings(
+        models=tiny_registry,
+        api={
+            "keys": [API_KEY],
+            "default_model": "tiny-vl",
+            "timeout_ms": 60_000,
+            "max_documents": 50,
+        },
+        celery={"broker_url": scoring_worker.worker.broker_url},
+        server={"max_body_bytes": 200_000},
+    )
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(create_app(settings), handler_cancellation=True)
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", 0).start())
+    port = runner.addresses[0][1]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.sidecar.test_rerank_api import KEY, _post, api_url  # noqa: F401  (fixture reuse)
+from tests.conftest import API_KEY as KEY
+from tests.sidecar.test_rerank_api import _post
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "integrations" / "engine-hooks.md"
 DOCUMENTS = ["red running shoes", "blue rain jacket", "red wool scarf"]
@@ -41,7 +42,7 @@ def _local(url: str, base: str) -> str:
     return base + urlsplit(url).path
 
 
-def test_elasticsearch_custom_service_request_and_response_paths(api_url: str) -> None:  # noqa: F811
+def test_elasticsearch_custom_service_request_and_response_paths(sidecar_api: str) -> None:
     settings = _block("es-custom-service")["service_settings"]
     body = (
         settings["request"]
@@ -51,7 +52,7 @@ def test_elasticsearch_custom_service_request_and_response_paths(api_url: str) -
     )
     header = settings["headers"]["Authorization"].replace("${api_key}", KEY)
     status, answer = _post(
-        _local(settings["url"], api_url), None, key=header.split(" ", 1)[1], raw=body.encode()
+        _local(settings["url"], sidecar_api), None, key=header.split(" ", 1)[1], raw=body.encode()
     )
     assert status == 200, answer
     parser = settings["response"]["json_parser"]
@@ -62,7 +63,7 @@ def test_elasticsearch_custom_service_request_and_response_paths(api_url: str) -
     assert all(0.0 < s < 1.0 for s in scores)
 
 
-def test_opensearch_connector_request_and_response_paths(api_url: str) -> None:  # noqa: F811
+def test_opensearch_connector_request_and_response_paths(sidecar_api: str) -> None:
     connector = _block("opensearch-connector")
     action = connector["actions"][0]
     parameters = {
@@ -79,7 +80,7 @@ def test_opensearch_connector_request_and_response_paths(api_url: str) -> None: 
     token = (
         action["headers"]["Authorization"].replace("${credential.api_key}", KEY).split(" ", 1)[1]
     )
-    status, answer = _post(_local(action["url"], api_url), None, key=token, raw=body.encode())
+    status, answer = _post(_local(action["url"], sidecar_api), None, key=token, raw=body.encode())
     assert status == 200, answer
     indexes = _jsonpath_all(answer, "$.results[*].index")
     scores = _jsonpath_all(answer, "$.results[*].relevance_score")

@@ -2,54 +2,28 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import cohere
 import httpx
 import pytest
-from aiohttp import web
 
 from sidecar.api.rerank.protocol import RerankResponse
-from sidecar.app import create_app
-from sidecar.settings import Settings
-from tests.conftest import ScoringWorkerHandle
+from tests.conftest import API_KEY
 from workers.scoring import Scorer, load_scorer
 
-KEY = "test-key-Zx81"
+KEY = API_KEY
 TOLERANCE = 1e-5
 
 
 @pytest.fixture(scope="module")
-def api_url(scoring_worker: ScoringWorkerHandle, tiny_registry: dict[str, Any]) -> Iterator[str]:
-    settings = Settings(
-        models=tiny_registry,
-        api={"keys": [KEY], "default_model": "tiny-vl", "timeout_ms": 60_000, "max_documents": 50},
-        celery={"broker_url": scoring_worker.worker.broker_url},
-        server={"max_body_bytes": 200_000},
-    )
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(create_app(settings), handler_cancellation=True)
-    loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    loop.run_until_complete(site.start())
-    port = runner.addresses[0][1]
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
+def api_url(sidecar_api: str) -> str:
+    return sidecar_api
 
 
 @pytest.fixture(scope="module")
