@@ -15,10 +15,7 @@ import asyncio
 import datetime
 import statistics
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +23,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
-from aiohttp import web  # noqa: E402
 
 from bench.report import machine, write_section  # noqa: E402
 from sidecar.app import create_app  # noqa: E402
 from sidecar.settings import Settings  # noqa: E402
 from sidecar.testbed import start_redis, start_worker  # noqa: E402
+from sidecar.testbed.app_thread import serve_in_thread  # noqa: E402
 from workers.contract import ModelSpec  # noqa: E402
 from workers.random_models import cached_tiny_model  # noqa: E402
 from workers.scoring import load_scorer  # noqa: E402
@@ -41,24 +38,6 @@ WORDS = ["red", "running", "shoes", "trail", "jacket", "scarf", "blue", "warm", 
 
 def documents(count: int) -> list[str]:
     return [" ".join(WORDS[(i + j) % len(WORDS)] for j in range(30)) for i in range(count)]
-
-
-@contextmanager
-def sidecar(settings: Settings) -> Iterator[str]:
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(create_app(settings), handler_cancellation=True, access_log=None)
-    loop.run_until_complete(runner.setup())
-    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", 0).start())
-    port = runner.addresses[0][1]
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
 
 
 async def load(url: str, docs: list[str], total: int, clients: int) -> tuple[list[float], float]:
@@ -110,7 +89,7 @@ def main() -> None:
                 celery={"broker_url": redis_server.url},
                 dispatch={"cache_enabled": False},
             )
-            with sidecar(settings) as url:
+            with serve_in_thread(create_app(settings)) as url:
                 for count in (10, 100):
                     docs = documents(count)
                     scorer.score({"text": "warm up"}, [{"text": d} for d in docs])

@@ -182,12 +182,8 @@ def scoring_worker(
 def sidecar_api(
     scoring_worker: ScoringWorkerHandle, tiny_registry: dict[str, Any]
 ) -> Iterator[str]:
-    import asyncio
-    import threading
-
-    from aiohttp import web
-
     from sidecar.app import create_app
+    from sidecar.testbed.app_thread import serve_in_thread
 
     settings = Settings(
         models=tiny_registry,
@@ -200,17 +196,5 @@ def sidecar_api(
         celery={"broker_url": scoring_worker.worker.broker_url},
         server={"max_body_bytes": 200_000},
     )
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(create_app(settings), handler_cancellation=True)
-    loop.run_until_complete(runner.setup())
-    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", 0).start())
-    port = runner.addresses[0][1]
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
+    with serve_in_thread(create_app(settings)) as url:
+        yield url

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import ipaddress
-import threading
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
+from sidecar.testbed.app_thread import serve_in_thread
 from sidecar.testbed.ports import free_port
 from tests.workers.media_files import mp4, png
 from workers.fetch import BlockingMediaFetcher, FetchPolicy, MediaFetcher
@@ -64,20 +64,8 @@ def media_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     app.router.add_get("/to-metadata", redirect("http://169.254.169.254/latest/meta-data/"))
     app.router.add_get("/loop", redirect("/loop"))
 
-    port = free_port()
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app)
-    loop.run_until_complete(runner.setup())
-    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
+    with serve_in_thread(app) as url:
+        yield url
 
 
 @pytest.fixture

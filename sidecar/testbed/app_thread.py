@@ -1,0 +1,32 @@
+"""Serving an aiohttp application on loopback from a background thread (tests, benchmarks)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from aiohttp import web
+
+
+@contextmanager
+def serve_in_thread(app: web.Application, host: str = "127.0.0.1") -> Iterator[str]:
+    """Run ``app`` on a free port of ``host`` in its own event-loop thread; yield its base URL.
+
+    Handlers are cancelled when their client disconnects, as ``rerank-sidecar serve`` does.
+    """
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.TCPSite(runner, host, 0).start())
+    port = runner.addresses[0][1]
+    thread = threading.Thread(target=loop.run_forever, name="serve-in-thread", daemon=True)
+    thread.start()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
