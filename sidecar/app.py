@@ -11,6 +11,8 @@ from aiohttp import web
 
 from sidecar.api.openapi import openapi_json
 from sidecar.api.rerank import RerankService, add_rerank_routes
+from sidecar.proxy import Upstream, add_passthrough_route
+from sidecar.proxy.upstream import UpstreamOptions
 from sidecar.scoring import CachedDispatcher, CeleryDispatcher, Dispatcher, ScoreCache
 from sidecar.settings import Settings
 
@@ -54,10 +56,27 @@ def create_app(settings: Settings, dispatcher: Dispatcher | None = None) -> web.
     add_rerank_routes(app, RerankService(chosen, settings.models, settings.api), settings.api.keys)
     app.router.add_get("/_rerank/health", health)
     app.router.add_get("/openapi.json", openapi_json)
+    upstream: Upstream | None = None
+    if settings.upstream.urls:
+        u = settings.upstream
+        upstream = Upstream(
+            u.urls,
+            UpstreamOptions(
+                connect_timeout_s=u.connect_timeout_s,
+                read_timeout_s=u.read_timeout_s,
+                connections_per_node=u.connections_per_node,
+                ca_file=u.ca_file,
+                verify_tls=u.verify_tls,
+                retries=u.retries,
+            ),
+        )
+        add_passthrough_route(app, upstream)  # last: it catches every other path
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         yield
         await chosen.close()
+        if upstream is not None:
+            await upstream.close()
 
     app.cleanup_ctx.append(lifecycle)
     return app

@@ -222,9 +222,14 @@ def worker(
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (server.host).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (server.port).")] = None,
+    upstream: Annotated[
+        list[str] | None,
+        typer.Option(help="Cluster node URL (upstream.urls), repeated for several nodes."),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Run the sidecar: the rerank API now, the engine proxy with the proxy issue."""
+    """Run the sidecar: the rerank API, and a transparent proxy to the cluster when upstream
+    URLs are configured (reranking of searches comes with the proxy issue)."""
     import logging
 
     from aiohttp import web
@@ -233,6 +238,10 @@ def serve(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = _settings(config)
+    if upstream:
+        settings = settings.model_copy(
+            update={"upstream": settings.upstream.model_copy(update={"urls": upstream})}
+        )
     # A client that disconnects cancels its handler, so abandoned requests stop waiting.
     web.run_app(
         create_app(settings),

@@ -123,6 +123,25 @@ class ServerSettings(BaseModel):
     """Largest request body; larger ones get 413. Example: 16 MiB."""
 
 
+class UpstreamSettings(BaseModel):
+    """The cluster behind the sidecar."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    urls: list[str] = Field(default_factory=list)
+    """Nodes of one Elasticsearch or OpenSearch cluster, used round-robin. Empty: no proxy (the
+    rerank API alone). Example: ``["https://es1:9200", "https://es2:9200"]``."""
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    read_timeout_s: float = Field(default=120.0, gt=0)
+    """Longest wait for the next bytes of an answer (long searches, snapshots)."""
+    connections_per_node: int = Field(default=128, gt=0)
+    ca_file: str | None = None
+    """CA bundle to verify the cluster's TLS certificate. Example: ``/etc/es/ca.crt``."""
+    verify_tls: bool = True
+    retries: int = Field(default=2, ge=0)
+    """Other nodes to try when a connection fails, for idempotent requests only."""
+
+
 class ApiSettings(BaseModel):
     """The standalone rerank API (``/rerank``, ``/v1/rerank``, ``/v2/rerank``)."""
 
@@ -177,6 +196,7 @@ class Settings(BaseSettings):
     """
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    upstream: UpstreamSettings = Field(default_factory=UpstreamSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
 
