@@ -208,6 +208,14 @@ def test_elasticsearch_py_through_the_sidecar_equals_direct(
 def test_answers_are_byte_equal_to_going_direct(
     elasticsearch: EngineHandle, es_proxy: str, path: str, method: str, body: bytes | None
 ) -> None:
+    json_type = {"Content-Type": "application/json"}
+    # One shard, no replica: a single-node cluster stays green for the tests after this one.
+    _raw(
+        f"{elasticsearch.url}/pt-bytes",
+        "PUT",
+        b'{"settings": {"number_of_replicas": 0}}',
+        json_type,
+    )
     _raw(
         f"{elasticsearch.url}/pt-bytes/_doc/1?refresh=true",
         "PUT",
