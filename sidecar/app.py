@@ -53,7 +53,8 @@ def create_app(settings: Settings, dispatcher: Dispatcher | None = None) -> web.
     app[DISPATCHER] = chosen
     if not settings.api.keys:
         log.warning("the rerank API has no keys configured: it accepts every caller")
-    add_rerank_routes(app, RerankService(chosen, settings.models, settings.api), settings.api.keys)
+    service = RerankService(chosen, settings.models, settings.api)
+    add_rerank_routes(app, service, settings.api.keys, settings.server.max_body_bytes)
     app.router.add_get("/_rerank/health", health)
     app.router.add_get("/openapi.json", openapi_json)
     upstream: Upstream | None = None

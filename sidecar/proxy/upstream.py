@@ -72,7 +72,7 @@ class Upstream:
         following ones. The caller must release the response."""
         attempts = 1 + (self.options.retries if method in IDEMPOTENT else 0)
         last: Exception | None = None
-        for _ in range(min(attempts, len(self.urls) + self.options.retries)):
+        for _ in range(attempts):
             url = self.urls[next(self._next)]
             try:
                 return await self._session(url).request(

@@ -18,15 +18,17 @@ log = logging.getLogger(__name__)
 
 SERVICE = web.AppKey("rerank_service", RerankService)
 API_KEYS = web.AppKey("rerank_api_keys", list)
+MAX_BODY = web.AppKey("rerank_max_body_bytes", int)
 
 PATHS = {"/rerank": "1", "/v1/rerank": "1", "/v2/rerank": "2"}
 
 
 def add_rerank_routes(
-    app: web.Application, service: RerankService, keys: Sequence[SecretStr]
+    app: web.Application, service: RerankService, keys: Sequence[SecretStr], max_body_bytes: int
 ) -> None:
     app[SERVICE] = service
     app[API_KEYS] = list(keys)
+    app[MAX_BODY] = max_body_bytes
     for path in PATHS:
         app.router.add_post(path, rerank)
 
@@ -91,7 +93,7 @@ async def rerank(request: web.Request) -> web.Response:
     except json.JSONDecodeError as exc:
         return _error(ApiError(400, f"the body is not valid JSON: {exc.msg}", "body"))
     except web.HTTPRequestEntityTooLarge:
-        limit = request.app._client_max_size
+        limit = request.app[MAX_BODY]
         return _error(ApiError(413, f"the body is larger than the {limit}-byte limit", "body"))
     if not isinstance(body, dict):
         return _error(ApiError(400, "the body must be a JSON object", "body"))
