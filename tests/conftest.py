@@ -6,6 +6,7 @@
 - ``tiny_model_dirs``: tiny random-weight checkpoints, built once and cached outside the repo
 - ``media_dir``: small images and a video made for the run; ``tiny_registry``: registry entries
   for the tiny models; ``scoring_worker``: a real worker process serving them
+- ``tiny_scorers``: in-process reference scorers (load_scorer) of the tiny models, by registry name
 - ``sidecar_api``: the URL of a real sidecar (rerank API) scoring through that worker; its key
   is ``API_KEY``
 """
@@ -198,3 +199,15 @@ def sidecar_api(
     )
     with serve_in_thread(create_app(settings)) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def tiny_scorers(tiny_model_dirs: dict[str, Path], media_dir: Path) -> dict[str, Any]:
+    """load_scorer() of the tiny models, keyed like ``tiny_registry``: the reference that scores
+    from workers, the API and the plugins are compared with."""
+    from workers.scoring import load_scorer
+
+    return {
+        "tiny-vl": load_scorer(tiny_model_dirs["qwen3-vl"], media_roots=[media_dir]),
+        "tiny-text": load_scorer(tiny_model_dirs["qwen3"]),
+    }

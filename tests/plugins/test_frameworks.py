@@ -3,12 +3,11 @@ sidecar, a real Redis and a real worker; their order and scores equal load_score
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import API_KEY
-from workers.scoring import load_scorer
 
 QUERY = "red running shoes"
 TEXTS = [
@@ -21,10 +20,8 @@ TOLERANCE = 1e-5
 
 
 @pytest.fixture(scope="module")
-def expected(tiny_model_dirs: dict[str, Path]) -> list[tuple[int, float]]:
-    scores = load_scorer(tiny_model_dirs["qwen3"]).score(
-        {"text": QUERY}, [{"text": t} for t in TEXTS]
-    )
+def expected(tiny_scorers: dict[str, Any]) -> list[tuple[int, float]]:
+    scores = tiny_scorers["tiny-text"].score({"text": QUERY}, [{"text": t} for t in TEXTS])
     return sorted(((i, s) for i, s in enumerate(scores) if s is not None), key=lambda p: -p[1])
 
 

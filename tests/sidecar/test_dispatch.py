@@ -22,7 +22,6 @@ from sidecar.scoring import (
 from sidecar.testbed.ports import free_port
 from tests.conftest import ScoringWorkerHandle
 from workers.contract import Content, ScoringJob
-from workers.scoring import load_scorer
 
 T = TypeVar("T")
 TOLERANCE = 1e-5
@@ -54,14 +53,12 @@ async def _score(dispatcher: Any, job: ScoringJob) -> Any:
 
 
 def test_celery_dispatch_scores_equal_in_process_scores(
-    scoring_worker: ScoringWorkerHandle, tiny_model_dirs: dict[str, Path], media_dir: Path
+    scoring_worker: ScoringWorkerHandle, tiny_scorers: dict[str, Any], media_dir: Path
 ) -> None:
     docs = [{"text": "red running shoes"}, {"image": str(media_dir / "red.png")}, {"text": "scarf"}]
     job = _job("tiny-vl", {"text": "red shoes"}, docs)
     result = _run(lambda: _score(CeleryDispatcher(scoring_worker.worker.broker_url), job))
-    expected = load_scorer(tiny_model_dirs["qwen3-vl"], media_roots=[media_dir]).score(
-        {"text": "red shoes"}, docs
-    )
+    expected = tiny_scorers["tiny-vl"].score({"text": "red shoes"}, docs)
     assert max(abs(a - b) for a, b in zip(result.scores, expected, strict=True)) <= TOLERANCE  # type: ignore[operator]
 
 
@@ -164,7 +161,9 @@ def test_unknown_model_queue_times_out_instead_of_hanging(
     assert time.monotonic() - started < 5
 
 
-def test_local_dispatch_scores_equal_in_process_scores(tiny_registry: dict[str, Any]) -> None:
+def test_local_dispatch_scores_equal_in_process_scores(
+    tiny_registry: dict[str, Any], tiny_scorers: dict[str, Any]
+) -> None:
     from sidecar.scoring.local_backend import LocalDispatcher
     from workers.registry import LoadOptions, load_batchers
 
@@ -177,7 +176,7 @@ def test_local_dispatch_scores_equal_in_process_scores(tiny_registry: dict[str, 
     finally:
         for batcher in batchers.values():
             batcher.close()
-    expected = load_scorer(tiny_registry["tiny-text"].path).score_with_errors({"text": "red"}, docs)
+    expected = tiny_scorers["tiny-text"].score_with_errors({"text": "red"}, docs)
     assert result.scores[:2] == pytest.approx(expected.scores[:2], abs=TOLERANCE)
     assert result.scores[2] is None
     assert [(e.index, e.error) for e in result.errors] == expected.errors

@@ -15,7 +15,7 @@ import pytest
 
 from sidecar.api.rerank.protocol import RerankResponse
 from tests.conftest import API_KEY
-from workers.scoring import Scorer, load_scorer
+from workers.scoring import Scorer
 
 KEY = API_KEY
 TOLERANCE = 1e-5
@@ -24,14 +24,6 @@ TOLERANCE = 1e-5
 @pytest.fixture(scope="module")
 def api_url(sidecar_api: str) -> str:
     return sidecar_api
-
-
-@pytest.fixture(scope="module")
-def scorers(tiny_model_dirs: dict[str, Path], media_dir: Path) -> dict[str, Scorer]:
-    return {
-        "tiny-vl": load_scorer(tiny_model_dirs["qwen3-vl"], media_roots=[media_dir]),
-        "tiny-text": load_scorer(tiny_model_dirs["qwen3"]),
-    }
 
 
 def _post(url: str, body: Any, key: str | None = KEY, raw: bytes | None = None) -> tuple[int, Any]:
@@ -53,7 +45,7 @@ def _expected_order(scores: list[float | None]) -> list[int]:
 
 
 def test_cohere_sdk_gets_sorted_results_equal_to_load_scorer(
-    api_url: str, scorers: dict[str, Scorer]
+    api_url: str, tiny_scorers: dict[str, Scorer]
 ) -> None:
     docs = [
         "red running shoes",
@@ -64,7 +56,7 @@ def test_cohere_sdk_gets_sorted_results_equal_to_load_scorer(
     with httpx.Client(timeout=120) as http:
         client = cohere.ClientV2(api_key=KEY, base_url=api_url, httpx_client=http)
         response = client.rerank(model="tiny-text", query="red shoes", documents=docs, top_n=3)
-    expected = scorers["tiny-text"].score({"text": "red shoes"}, [{"text": d} for d in docs])
+    expected = tiny_scorers["tiny-text"].score({"text": "red shoes"}, [{"text": d} for d in docs])
     assert [r.index for r in response.results] == _expected_order(expected)[:3]
     for result in response.results:
         assert result.relevance_score == pytest.approx(expected[result.index], abs=TOLERANCE)
@@ -73,7 +65,7 @@ def test_cohere_sdk_gets_sorted_results_equal_to_load_scorer(
 
 
 def test_jina_shape_with_images_and_documents_returned(
-    api_url: str, scorers: dict[str, Scorer], media_dir: Path
+    api_url: str, tiny_scorers: dict[str, Scorer], media_dir: Path
 ) -> None:
     docs: list[Any] = [
         "red running shoes",
@@ -92,7 +84,7 @@ def test_jina_shape_with_images_and_documents_returned(
     )
     assert status == 200, body
     parsed = RerankResponse.model_validate(body)
-    expected = scorers["tiny-vl"].score(
+    expected = tiny_scorers["tiny-vl"].score(
         {"text": "red shoes"}, [{"text": docs[0]}, docs[1], docs[2]]
     )
     assert [r.index for r in parsed.results] == _expected_order(expected)
@@ -105,7 +97,7 @@ def test_jina_shape_with_images_and_documents_returned(
 
 
 def test_vllm_content_shape_image_query_and_video(
-    api_url: str, scorers: dict[str, Scorer], media_dir: Path
+    api_url: str, tiny_scorers: dict[str, Scorer], media_dir: Path
 ) -> None:
     red, clip = str(media_dir / "red.png"), str(media_dir / "clip.mp4")
     body = {
@@ -126,7 +118,7 @@ def test_vllm_content_shape_image_query_and_video(
     }
     status, answer = _post(f"{api_url}/rerank", body)
     assert status == 200, answer
-    expected = scorers["tiny-vl"].score(
+    expected = tiny_scorers["tiny-vl"].score(
         {"image": red}, [{"text": "a red thing"}, {"video": clip}, {"text": "mixed", "image": red}]
     )
     assert [r["index"] for r in answer["results"]] == _expected_order(expected)
@@ -265,7 +257,9 @@ def test_real_responses_validate_against_the_openapi_document(
         )
 
 
-def test_max_tokens_per_doc_cuts_long_documents(api_url: str, scorers: dict[str, Scorer]) -> None:
+def test_max_tokens_per_doc_cuts_long_documents(
+    api_url: str, tiny_scorers: dict[str, Scorer]
+) -> None:
     long_doc = "red running shoes with a light trail sole " * 40
     status, body = _post(
         f"{api_url}/v2/rerank",
@@ -277,7 +271,7 @@ def test_max_tokens_per_doc_cuts_long_documents(api_url: str, scorers: dict[str,
         },
     )
     assert status == 200, body
-    scorer = scorers["tiny-text"]
+    scorer = tiny_scorers["tiny-text"]
     cut = scorer.model.truncate_text(long_doc, 6)
     assert len(scorer.model.tokenizer.encode(cut, add_special_tokens=False)) == 6  # type: ignore[attr-defined]
     [expected_cut] = scorer.score({"text": "red shoes"}, [{"text": cut}])

@@ -17,21 +17,13 @@ from sidecar.testbed import RunningWorker, start_worker
 from sidecar.testbed.ports import free_port
 from tests.conftest import ScoringWorkerHandle
 from workers.contract import SCORE_TASK, ModelSpec, ScoringJob, ScoringResult, queue_name
-from workers.scoring import Scorer, load_scorer
+from workers.scoring import Scorer
 
 TOLERANCE = 1e-5
 
 
 def _worker_settings(media_dir: Path, **overrides: Any) -> WorkerSettings:
     return WorkerSettings(media_roots=[media_dir], metrics_port=free_port(), **overrides)
-
-
-@pytest.fixture(scope="module")
-def local_scorers(tiny_model_dirs: dict[str, Path], media_dir: Path) -> dict[str, Scorer]:
-    return {
-        "tiny-vl": load_scorer(tiny_model_dirs["qwen3-vl"], media_roots=[media_dir]),
-        "tiny-text": load_scorer(tiny_model_dirs["qwen3"]),
-    }
 
 
 def _job(model: str, query: dict[str, Any], docs: list[dict[str, Any]], **extra: Any) -> ScoringJob:
@@ -101,7 +93,7 @@ def _absolute(side: dict[str, Any], root: Path) -> dict[str, Any]:
 def test_worker_scores_equal_in_process_scores(
     case: str,
     scoring_worker: ScoringWorkerHandle,
-    local_scorers: dict[str, Scorer],
+    tiny_scorers: dict[str, Scorer],
     media_dir: Path,
 ) -> None:
     model, query, docs = CASES[case]
@@ -109,7 +101,7 @@ def test_worker_scores_equal_in_process_scores(
     result = ScoringResult.model_validate(
         _send(scoring_worker.worker, _job(model, query, docs)).get(timeout=60)
     )
-    local = local_scorers[model].score_with_errors(query, docs)
+    local = tiny_scorers[model].score_with_errors(query, docs)
     expected = local.scores
     assert result.tokens == local.tokens > 0
     assert result.errors == []
@@ -191,7 +183,7 @@ def test_worker_killed_mid_job_loses_no_job(
     redis_url: str,
     tiny_registry: dict[str, ModelSpec],
     media_dir: Path,
-    local_scorers: dict[str, Scorer],
+    tiny_scorers: dict[str, Scorer],
 ) -> None:
     quick = dict(
         visibility_timeout_s=6.0,
@@ -225,7 +217,7 @@ def test_worker_killed_mid_job_loses_no_job(
     finally:
         first.stop()
     assert None not in scored.scores
-    expected = local_scorers["tiny-text"].score(job.query.model_dump(exclude_none=True), docs[:3])
+    expected = tiny_scorers["tiny-text"].score(job.query.model_dump(exclude_none=True), docs[:3])
     assert max(abs(a - b) for a, b in zip(scored.scores[:3], expected, strict=True)) <= TOLERANCE  # type: ignore[operator]
 
 
