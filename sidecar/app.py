@@ -9,11 +9,15 @@ from collections.abc import AsyncIterator
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from sidecar.admin import add_admin_routes
 from sidecar.api.openapi import openapi_json
 from sidecar.api.rerank import RerankService, add_rerank_routes
+from sidecar.metrics import SidecarMetrics
 from sidecar.proxy import Upstream, add_passthrough_route
+from sidecar.proxy.search import SearchContext, add_search_routes
 from sidecar.proxy.upstream import UpstreamOptions
 from sidecar.scoring import CachedDispatcher, CeleryDispatcher, Dispatcher, ScoreCache
+from sidecar.search.rerank import SearchReranker
 from sidecar.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,7 +59,8 @@ def create_app(settings: Settings, dispatcher: Dispatcher | None = None) -> web.
         log.warning("the rerank API has no keys configured: it accepts every caller")
     service = RerankService(chosen, settings.models, settings.api)
     add_rerank_routes(app, service, settings.api.keys, settings.server.max_body_bytes)
-    app.router.add_get("/_rerank/health", health)
+    metrics = SidecarMetrics()
+    add_admin_routes(app, settings, metrics)
     app.router.add_get("/openapi.json", openapi_json)
     upstream: Upstream | None = None
     if settings.upstream.urls:
@@ -71,6 +76,8 @@ def create_app(settings: Settings, dispatcher: Dispatcher | None = None) -> web.
                 retries=u.retries,
             ),
         )
+        reranker = SearchReranker(chosen, hit_fields=settings.rerank.hit_fields)
+        add_search_routes(app, SearchContext(settings, reranker, metrics))
         add_passthrough_route(app, upstream)  # last: it catches every other path
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -81,7 +88,3 @@ def create_app(settings: Settings, dispatcher: Dispatcher | None = None) -> web.
 
     app.cleanup_ctx.append(lifecycle)
     return app
-
-
-async def health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})

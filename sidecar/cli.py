@@ -228,12 +228,13 @@ def serve(
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Run the sidecar: the rerank API, and a transparent proxy to the cluster when upstream
-    URLs are configured (reranking of searches comes with the proxy issue)."""
+    """Run the sidecar: a transparent proxy to the cluster that reranks the searches its rules
+    or ext.rerank ask for, and the rerank API. Access logs are JSON lines on stderr."""
     import logging
 
     from aiohttp import web
 
+    from sidecar.access_log import JsonAccessLogger
     from sidecar.app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -248,7 +249,9 @@ def serve(
         host=host or settings.server.host,
         port=port if port is not None else settings.server.port,
         handler_cancellation=True,
-        access_log=None,
+        access_log_class=JsonAccessLogger,
+        access_log=logging.getLogger("rerank_sidecar.access"),
+        access_log_format="",
     )
 
 

@@ -19,6 +19,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from sidecar.search.options import Combine, OnError, Profile
 from workers.contract import BUILTIN_MODELS, ModelSpec
 
 
@@ -173,6 +174,55 @@ class DispatchSettings(BaseModel):
     cache_max_entries: int = Field(default=1_000_000, gt=0)
 
 
+class RerankRule(BaseModel):
+    """Searches on matching indices are reranked with a profile, without any change to the
+    request. Patterns are matched (shell-style ``*``) against each index, alias or pattern named
+    in the search's path or _msearch header, as written there."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: list[str] = Field(min_length=1)
+    """Index, alias or data-stream name patterns. Example: ``["products*", "catalog"]``."""
+    profile: str
+    """Name of a profile in ``rerank.profiles``."""
+
+    @field_validator("index", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class RerankSettings(BaseModel):
+    """How the proxy reranks searches: profiles, the rules that apply them, and defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    profiles: dict[str, Profile] = Field(default_factory=dict)
+    """Named rerank settings. Example (YAML)::
+
+        profiles:
+          products:
+            model: qwen3-vl-reranker-2b
+            window: 50
+            fields: {text: [title, description], image: [image_url]}
+    """
+    rules: list[RerankRule] = Field(default_factory=list)
+    """Which indices are reranked by default; the first matching rule wins."""
+    default_model: str | None = None
+    """Model when neither profile nor request names one. Unset: ``api.default_model``."""
+    window: int = Field(default=50, ge=1)
+    """Default window: the engine's top hits that are reranked."""
+    max_window: int = Field(default=1000, ge=1)
+    """Largest window a profile or request may ask for."""
+    timeout_ms: int = Field(default=2000, ge=1)
+    """Default deadline of the scoring, from the moment the engine answered."""
+    on_error: OnError = "original"
+    combine: Combine = Field(default_factory=Combine)
+    hit_fields: bool = True
+    """Add ``_rerank_score``, ``_rerank_original_score`` and ``_rerank_original_rank`` under each
+    reranked hit's ``fields``."""
+
+
 class Settings(BaseSettings):
     """All of rerank-sidecar's configuration."""
 
@@ -199,6 +249,33 @@ class Settings(BaseSettings):
     upstream: UpstreamSettings = Field(default_factory=UpstreamSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
+    rerank: RerankSettings = Field(default_factory=RerankSettings)
+
+    @model_validator(mode="after")
+    def _rerank_refers_to_known_names(self) -> Settings:
+        rerank = self.rerank
+        for i, rule in enumerate(rerank.rules):
+            if rule.profile not in rerank.profiles:
+                raise ValueError(
+                    f"rerank.rules.{i}.profile: no profile named {rule.profile!r} "
+                    f"(profiles: {sorted(rerank.profiles) or 'none'})"
+                )
+        if rerank.window > rerank.max_window:
+            raise ValueError("rerank.window is larger than rerank.max_window")
+        for name, profile in rerank.profiles.items():
+            if profile.model is not None and profile.model not in self.models:
+                raise ValueError(
+                    f"rerank.profiles.{name}.model: {profile.model!r} is not in the model registry"
+                )
+            if profile.window is not None and profile.window > rerank.max_window:
+                raise ValueError(
+                    f"rerank.profiles.{name}.window: {profile.window} is larger than "
+                    f"rerank.max_window ({rerank.max_window})"
+                )
+        model = rerank.default_model
+        if model is not None and model not in self.models:
+            raise ValueError(f"rerank.default_model: {model!r} is not in the model registry")
+        return self
 
     @field_validator("models")
     @classmethod

@@ -3,9 +3,15 @@ Redis score cache in front of either. Nothing here imports torch."""
 
 from sidecar.scoring.cache import CachedDispatcher, ScoreCache, score_key
 from sidecar.scoring.celery_backend import CeleryDispatcher
-from sidecar.scoring.dispatch import Dispatcher, DispatchError, DispatchTimeout
+from sidecar.scoring.dispatch import (
+    BrokerUnavailable,
+    Dispatcher,
+    DispatchError,
+    DispatchTimeout,
+)
 
 __all__ = [
+    "BrokerUnavailable",
     "CachedDispatcher",
     "CeleryDispatcher",
     "DispatchError",

@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from celery import Celery
 from pydantic import ValidationError
 
-from sidecar.scoring.dispatch import DispatchError, DispatchTimeout
+from sidecar.scoring.dispatch import BrokerUnavailable, DispatchError, DispatchTimeout
 from workers.contract import SCORE_TASK, ScoringJob, ScoringResult, queue_name
 
 META_PREFIX = "celery-task-meta-"
@@ -59,11 +59,11 @@ class CeleryDispatcher:
                 f"no result from the {job.model} workers within {remaining * 1000:.0f} ms"
             ) from None
         except (aioredis.RedisError, OSError) as exc:
-            raise DispatchError(f"Redis is unavailable: {type(exc).__name__}") from None
+            raise BrokerUnavailable(f"Redis is unavailable: {type(exc).__name__}") from None
         except Exception as exc:  # kombu raises its own errors when the broker is down
             if isinstance(exc, DispatchError):
                 raise
-            raise DispatchError(f"could not send the job: {type(exc).__name__}") from None
+            raise BrokerUnavailable(f"could not send the job: {type(exc).__name__}") from None
         finally:
             await _close_quietly(pubsub)
         if time.time() > job.deadline:

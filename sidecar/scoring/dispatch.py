@@ -5,8 +5,9 @@ Dispatcher
  ├── LocalDispatcher    in-process model, for one machine and demos (sidecar.scoring.local_backend)
  └── CachedDispatcher   wraps either: Redis score cache first, only missing pairs go on
 
-Errors: DispatchError (a worker or broker failed) and its subclass DispatchTimeout (the deadline
-passed). The caller decides what a failure means for its request (fail open, or not).
+Errors: DispatchError (a worker failed) and its subclasses DispatchTimeout (the deadline passed)
+and BrokerUnavailable (Redis could not be reached). Each carries a short ``reason`` token for
+headers and metrics. The caller decides what a failure means for its request (fail open, or not).
 """
 
 from __future__ import annotations
@@ -21,10 +22,19 @@ class DispatchError(RuntimeError):
     what the worker said, for logs only."""
 
     detail: str = ""
+    reason: str = "worker_error"
 
 
 class DispatchTimeout(DispatchError):
     """The job's deadline passed before its result arrived."""
+
+    reason = "timeout"
+
+
+class BrokerUnavailable(DispatchError):
+    """The job could not be sent, or its result not awaited: Redis is down or unreachable."""
+
+    reason = "broker_unavailable"
 
 
 class Dispatcher(Protocol):

@@ -1,0 +1,106 @@
+"""The sidecar's own endpoints, under /_rerank/ where no engine API lives: health (the process
+answers), readiness (a cluster node answers; Redis is reported, see ``ready``) and Prometheus
+metrics. A request-timing
+middleware feeds the metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from sidecar.metrics import SidecarMetrics
+from sidecar.proxy.passthrough import UPSTREAM
+from sidecar.proxy.upstream import UpstreamUnavailable
+from sidecar.settings import Settings
+
+METRICS = web.AppKey("metrics", SidecarMetrics)
+READINESS_REDIS = web.AppKey("readiness_redis", aioredis.Redis)
+CHECK_TIMEOUT_S = 2.0
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def add_admin_routes(app: web.Application, settings: Settings, metrics: SidecarMetrics) -> None:
+    app[METRICS] = metrics
+    if settings.dispatch.backend == "celery" or settings.dispatch.cache_enabled:
+        url = settings.celery.result_backend or settings.celery.broker_url
+        app[READINESS_REDIS] = aioredis.Redis.from_url(
+            url, socket_connect_timeout=CHECK_TIMEOUT_S, socket_timeout=CHECK_TIMEOUT_S
+        )
+    app.router.add_get("/_rerank/health", health)
+    app.router.add_get("/_rerank/ready", ready)
+    app.router.add_get("/_rerank/metrics", metrics_endpoint)
+    app.middlewares.append(timing)
+
+    async def close_redis(app: web.Application) -> None:
+        if READINESS_REDIS in app:
+            await app[READINESS_REDIS].aclose()
+
+    app.on_cleanup.append(close_redis)
+
+
+@web.middleware
+async def timing(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    code = 500
+    try:
+        response = await handler(request)
+        code = response.status
+        return response
+    except web.HTTPException as exc:
+        code = exc.status
+        raise
+    finally:
+        route = getattr(request.match_info.route.handler, "__name__", "other")
+        request.app[METRICS].request(route, code, time.perf_counter() - started)
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _cluster_answers(request: web.Request) -> str:
+    if UPSTREAM not in request.app:
+        return "not configured"
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_S):
+            # Any HTTP answer (401 on a secured cluster included) means a node is reachable;
+            # the sidecar has no credentials of its own to ask more.
+            response = await request.app[UPSTREAM].request("HEAD", "/", {}, None)
+            response.release()
+    except (UpstreamUnavailable, TimeoutError) as exc:
+        return f"unreachable: {type(exc).__name__}"
+    return "ok"
+
+
+async def _redis_answers(request: web.Request) -> str:
+    if READINESS_REDIS not in request.app:
+        return "not configured"
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_S):
+            await request.app[READINESS_REDIS].ping()
+    except (aioredis.RedisError, OSError, TimeoutError) as exc:
+        return f"unreachable: {type(exc).__name__}"
+    return "ok"
+
+
+async def ready(request: web.Request) -> web.Response:
+    cluster, redis = await asyncio.gather(_cluster_answers(request), _redis_answers(request))
+    checks = {"cluster": cluster, "redis": redis}
+    # Only the cluster decides: without Redis, searches still pass through and reranking
+    # degrades to the engine's order, so taking the sidecar out of rotation would do more harm.
+    good = cluster in ("ok", "not configured")
+    return web.json_response(
+        {"status": "ready" if good else "not ready", "checks": checks}, status=200 if good else 503
+    )
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    return web.Response(
+        body=request.app[METRICS].exposition(),
+        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+    )

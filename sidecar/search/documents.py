@@ -1,0 +1,81 @@
+"""A hit's ``_source`` → the document the reranker scores.
+
+Fields are dot paths. A path walks into objects and through arrays of objects (``variants.color``
+over a list of variants gives every variant's color), and also finds keys that themselves hold
+dots (``{"meta.title": …}``), as the engines do. Every value found counts, in order:
+- text: the values of all text fields, one per line;
+- image: every value of the image fields; several images are scored as one multi-image document;
+- video: the first value of the video fields (a Qwen video is one clip; a list would be frames).
+No fields configured: the whole ``_source``, one ``path: value`` line per scalar.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from sidecar.search.options import Fields
+from workers.contract import Document
+
+
+def values_at(node: Any, path: str) -> list[Any]:
+    """Every scalar value at ``path`` in ``node``, arrays flattened."""
+    return list(_values(node, path.split(".")))
+
+
+def _values(node: Any, parts: Sequence[str]) -> Iterator[Any]:
+    if isinstance(node, list):
+        for item in node:
+            yield from _values(item, parts)
+        return
+    if not parts:
+        if node is not None and not isinstance(node, Mapping):
+            yield node
+        return
+    if isinstance(node, Mapping):
+        for take in range(len(parts), 0, -1):
+            key = ".".join(parts[:take])
+            if key in node:
+                yield from _values(node[key], parts[take:])
+
+
+def _scalar_lines(node: Any, path: str = "") -> Iterator[str]:
+    if isinstance(node, Mapping):
+        for key, child in node.items():
+            yield from _scalar_lines(child, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, list):
+        for item in node:
+            yield from _scalar_lines(item, path)
+    elif node is not None:
+        yield f"{path}: {_text(node)}"
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _strings(source: Mapping[str, Any], paths: Sequence[str]) -> list[str]:
+    return [_text(v) for path in paths for v in values_at(source, path) if _text(v).strip()]
+
+
+def build_document(
+    doc_id: str, source: Mapping[str, Any] | None, fields: Fields
+) -> Document | None:
+    """The document of one hit, or None when it has nothing to score."""
+    source = source or {}
+    if fields.empty():
+        text = "\n".join(_scalar_lines(source))
+        return Document(id=doc_id, text=text) if text else None
+    texts = _strings(source, fields.text)
+    images = _strings(source, fields.image)
+    videos = _strings(source, fields.video)
+    if not (texts or images or videos):
+        return None
+    return Document(
+        id=doc_id,
+        text="\n".join(texts) if texts else None,
+        image=(images[0] if len(images) == 1 else images) if images else None,
+        video=videos[0] if videos else None,
+    )

@@ -1,0 +1,214 @@
+"""Deciding what happens to one search: passed on untouched, forwarded without our ``ext.rerank``
+(and why it is not reranked), or reranked with a resolved plan.
+
+Precedence: built-in defaults < ``rerank.*`` defaults < the profile (named by ``ext.rerank.profile``
+or by the first matching rule) < the keys of ``ext.rerank``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sidecar.search.options import (
+    Combine,
+    Fields,
+    OnError,
+    Profile,
+    RerankExt,
+    RerankInputError,
+    only_query_context,
+    parse_ext,
+)
+from sidecar.search.query_text import QueryTextPathError, query_text, strip_lucene_syntax
+from sidecar.settings import Settings
+from workers.contract import Content
+
+
+@dataclass(frozen=True)
+class RerankPlan:
+    model: str
+    window: int
+    query: Content
+    instruction: str | None
+    fields: Fields
+    combine: Combine
+    min_score: float | None
+    timeout_ms: int
+    on_error: OnError
+    max_doc_tokens: int | None
+    profile: str | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """``body`` is None when the request goes on byte for byte; ``status`` is the
+    X-Rerank-Status header (None: the sidecar had nothing to do with this search)."""
+
+    body: dict[str, Any] | None
+    status: str | None
+    plan: RerankPlan | None = None
+
+
+UNTOUCHED = Decision(body=None, status=None)
+
+# Requests whose response the merge could not read or whose pages must stay the engine's.
+_BLOCKING_PARAMS = {
+    "scroll": "scroll",
+    "filter_path": "filter_path",
+}
+
+
+def skipped(reason: str) -> str:
+    return f"skipped; reason={reason}"
+
+
+def index_names(expression: str | Sequence[str] | None) -> list[str]:
+    """``a,b*,-c`` → ``["a", "b*"]``; nothing → ``["_all"]``."""
+    if expression is None or expression == "":
+        return ["_all"]
+    parts = expression.split(",") if isinstance(expression, str) else list(expression)
+    names = [p.strip() for p in parts if p.strip() and not p.strip().startswith("-")]
+    return names or ["_all"]
+
+
+def matching_profile(settings: Settings, names: Sequence[str]) -> str | None:
+    """The profile of the first rule with a pattern matching any of ``names``."""
+    for rule in settings.rerank.rules:
+        for name in names:
+            if any(fnmatch.fnmatchcase(name, pattern) for pattern in rule.index):
+                return rule.profile
+    return None
+
+
+def _blocked(body: Mapping[str, Any], params: Mapping[str, str]) -> str | None:
+    for param, reason in _BLOCKING_PARAMS.items():
+        if param in params:
+            return reason
+    if params.get("format", "json") != "json":
+        return "format"
+    if "search_after" in body:
+        return "search_after"
+    sort = body.get("sort")
+    if sort is not None and not _score_sort_only(sort):
+        return "sort"
+    size = params.get("size", body.get("size", 10))
+    if str(size) == "0":
+        return "size_0"
+    if body.get("stored_fields") == "_none_" or params.get("stored_fields") == "_none_":
+        return "stored_fields_none"
+    return None
+
+
+def _score_sort_only(sort: Any) -> bool:
+    items = sort if isinstance(sort, list) else [sort]
+    for item in items:
+        name = item if isinstance(item, str) else next(iter(item), None)
+        if name != "_score":
+            return False
+    return True
+
+
+def _merged(profile: Profile | None, ext: RerankExt | None) -> Profile:
+    """The profile's keys, overridden by those the request sets."""
+    chosen: dict[str, Any] = {}
+    for source in (profile, ext):
+        if source is None:
+            continue
+        for key in Profile.model_fields:
+            value = getattr(source, key)
+            if value is not None:
+                chosen[key] = value
+    return Profile(**chosen)
+
+
+def _query(
+    body: Mapping[str, Any], ext: RerankExt | None, params: Mapping[str, str]
+) -> Content | None:
+    if ext is not None and ext.query is not None:
+        q = ext.query
+        if q.text or q.image or q.video:
+            return Content(text=q.text, image=q.image, video=q.video)
+    context = ext.query_context.model_dump(exclude_none=True) if ext and ext.query_context else None
+    try:
+        text = query_text(body, context)
+    except QueryTextPathError as exc:
+        raise RerankInputError("ext.rerank.query_context.query_text_path", str(exc)) from None
+    if text is None and "q" in params:
+        text = strip_lucene_syntax(params["q"]) or None
+    return Content(text=text) if text else None
+
+
+def decide(
+    settings: Settings,
+    index: str | Sequence[str] | None,
+    body: dict[str, Any],
+    params: Mapping[str, str],
+    rerank_header: str | None,
+) -> Decision:
+    """What to do with one search. Raises RerankInputError for an invalid ``ext.rerank``."""
+    ext_raw = body.get("ext", {}).get("rerank") if isinstance(body.get("ext"), dict) else None
+    rule_profile = matching_profile(settings, index_names(index))
+    if ext_raw is None and rule_profile is None:
+        return UNTOUCHED
+    if ext_raw is not None and rule_profile is None and only_query_context(ext_raw):
+        return UNTOUCHED  # written for the engine's own rerank processor
+    forwarded = _without_ext_rerank(body) if ext_raw is not None else None
+    ext = parse_ext(ext_raw) if ext_raw is not None else None
+
+    if rerank_header is not None and rerank_header.strip().lower() == "off":
+        return Decision(forwarded, skipped("header"))
+    if ext is not None and ext.enabled is False:
+        return Decision(forwarded, skipped("disabled"))
+
+    profile_name = ext.profile if ext is not None and ext.profile is not None else rule_profile
+    profile: Profile | None = None
+    if profile_name is not None:
+        profile = settings.rerank.profiles.get(profile_name)
+        if profile is None:
+            known = ", ".join(sorted(settings.rerank.profiles)) or "none"
+            raise RerankInputError(
+                "ext.rerank.profile", f"no profile named {profile_name!r} (known: {known})"
+            )
+    chosen = _merged(profile, ext)
+    defaults = settings.rerank
+    model = chosen.model or defaults.default_model or settings.api.default_model
+    if model not in settings.models:
+        raise RerankInputError("ext.rerank.model", f"{model!r} is not in the model registry")
+    window = chosen.window or defaults.window
+    if window > defaults.max_window:
+        raise RerankInputError(
+            "ext.rerank.window", f"{window} is larger than the maximum {defaults.max_window}"
+        )
+
+    reason = _blocked(body, params)
+    if reason is not None:
+        return Decision(forwarded, skipped(reason))
+    query = _query(body, ext, params)
+    if query is None:
+        return Decision(forwarded, skipped("no_query_text"))
+    plan = RerankPlan(
+        model=model,
+        window=window,
+        query=query,
+        instruction=chosen.instruction,
+        fields=chosen.fields or Fields(),
+        combine=chosen.combine or defaults.combine,
+        min_score=chosen.min_score,
+        timeout_ms=chosen.timeout_ms or defaults.timeout_ms,
+        on_error=chosen.on_error or defaults.on_error,
+        max_doc_tokens=chosen.max_doc_tokens,
+        profile=profile_name,
+    )
+    return Decision(forwarded, None, plan)
+
+
+def _without_ext_rerank(body: dict[str, Any]) -> dict[str, Any]:
+    """The body the engine sees: ours removed, and ``ext`` too when nothing else was in it."""
+    ext = {k: v for k, v in body["ext"].items() if k != "rerank"}
+    out = {k: v for k, v in body.items() if k != "ext"}
+    if ext:
+        out["ext"] = ext
+    return out

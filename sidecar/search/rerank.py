@@ -1,0 +1,166 @@
+"""One search's rerank, around the engine's call: widen the request, then score and merge.
+
+``prepare`` turns the client's body into the one the engine gets (from 0, size = the window or
+more, the scored fields in ``_source``) and remembers the client's page and ``_source`` view.
+``SearchReranker.apply`` scores the window through the dispatcher before the plan's deadline and
+rewrites the engine's response in place. A failed scoring either degrades to the engine's own
+order (the default) or raises RerankFailed, which the proxy answers in the engine's format.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sidecar.scoring.dispatch import Dispatcher, DispatchError
+from sidecar.search.documents import build_document
+from sidecar.search.merge import Page, merge
+from sidecar.search.plan import RerankPlan
+from sidecar.search.source import SOURCE_PARAMS, SourceView, client_view, fetch_source, restore_view
+from workers.contract import ScoringJob
+
+PAGE_PARAMS = ("from", "size")
+
+
+@dataclass(frozen=True)
+class PreparedSearch:
+    plan: RerankPlan
+    body: dict[str, Any]
+    params: list[tuple[str, str]]
+    page: Page
+    view: SourceView
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """``status``: the X-Rerank-Status value; ``took_ms``: time spent reranking."""
+
+    status: str
+    took_ms: float
+    applied: bool
+
+
+class RerankFailed(RuntimeError):
+    """Scoring failed and the request asked to fail (``on_error: fail``)."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+class BadPaging(ValueError):
+    """from/size are not what the engine accepts; it should answer that itself."""
+
+
+def _int(value: Any, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        raise BadPaging(str(value))
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise BadPaging(str(value)) from None
+    if number < 0:
+        raise BadPaging(str(value))
+    return number
+
+
+def prepare(
+    plan: RerankPlan, body: Mapping[str, Any], params: list[tuple[str, str]]
+) -> PreparedSearch:
+    """The widened request. Raises BadPaging when from/size are invalid."""
+    query = dict(params)
+    start = _int(query.get("from", body.get("from")), 0)
+    size = _int(query.get("size", body.get("size")), 10)
+    view = client_view(body, query)
+    widened = dict(body)
+    widened["from"] = 0
+    widened["size"] = max(plan.window, start + size)
+    source = fetch_source(view, plan.fields.all())
+    if source is not None:
+        widened["_source"] = source
+    elif any(name in query for name in SOURCE_PARAMS):
+        widened["_source"] = True
+    kept = [(k, v) for k, v in params if k not in PAGE_PARAMS and k not in SOURCE_PARAMS]
+    return PreparedSearch(plan, widened, kept, Page(start, size), view)
+
+
+class SearchReranker:
+    def __init__(self, dispatcher: Dispatcher, hit_fields: bool = True) -> None:
+        self._dispatcher = dispatcher
+        self._hit_fields = hit_fields
+
+    async def apply(self, search: PreparedSearch, response: dict[str, Any]) -> Outcome:
+        """Rerank ``response`` (the engine's answer to ``search.body``) in place."""
+        started = time.perf_counter()
+        plan = search.plan
+        hits_node = response.get("hits")
+        hits: list[dict[str, Any]] = hits_node.get("hits", []) if hits_node else []
+        window = hits[: plan.window]
+        documents = [
+            build_document(str(i), hit.get("_source"), plan.fields) for i, hit in enumerate(window)
+        ]
+        present = [d for d in documents if d is not None]
+        scores: list[float | None] = [None] * len(window)
+        failed = len(window) - len(present)
+        status = "applied"
+        try:
+            if present:
+                job = ScoringJob(
+                    model=plan.model,
+                    instruction=plan.instruction,
+                    query=plan.query,
+                    documents=present,
+                    deadline=time.time() + plan.timeout_ms / 1000,
+                    max_doc_tokens=plan.max_doc_tokens,
+                )
+                result = await self._dispatcher.score(job)
+                for document, score in zip(present, result.scores, strict=True):
+                    scores[int(document.id)] = score
+                failed += len(result.errors)
+        except DispatchError as exc:
+            if plan.on_error == "fail":
+                code = 504 if exc.reason == "timeout" else 502
+                raise RerankFailed(code, exc.reason, str(exc)) from exc
+            self._original_page(search, hits, response)
+            took = (time.perf_counter() - started) * 1000
+            _add_took(response, took)
+            return Outcome(f"degraded; reason={exc.reason}", took, applied=False)
+        merged = merge(
+            hits,
+            scores,
+            plan.window,
+            plan.combine,
+            search.page,
+            min_score=plan.min_score,
+            hit_fields=self._hit_fields,
+        )
+        for hit in merged.hits:
+            restore_view(hit, search.view)
+        if hits_node is not None:
+            hits_node["hits"] = merged.hits
+            if merged.max_score is not None:
+                hits_node["max_score"] = merged.max_score
+        if failed:
+            status += f"; unscored={failed}"
+        took = (time.perf_counter() - started) * 1000
+        _add_took(response, took)
+        return Outcome(status, took, applied=True)
+
+    def _original_page(
+        self, search: PreparedSearch, hits: list[dict[str, Any]], response: dict[str, Any]
+    ) -> None:
+        page = hits[search.page.start : search.page.start + search.page.size]
+        for hit in page:
+            restore_view(hit, search.view)
+        if response.get("hits") is not None:
+            response["hits"]["hits"] = page
+
+
+def _add_took(response: dict[str, Any], took_ms: float) -> None:
+    if isinstance(response.get("took"), int):
+        response["took"] += round(took_ms)
