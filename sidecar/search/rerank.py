@@ -122,14 +122,18 @@ class SearchReranker:
                 for document, score in zip(present, result.scores, strict=True):
                     scores[int(document.id)] = score
                 failed += len(result.errors)
+                if all(score is None for score in result.scores):
+                    # Nothing scored (a broken query image, say): as good as a failed job.
+                    raise DispatchError(f"no document could be scored: {result.errors[0].error}")
         except DispatchError as exc:
+            reason = exc.reason
             if plan.on_error == "fail":
-                code = 504 if exc.reason == "timeout" else 502
-                raise RerankFailed(code, exc.reason, str(exc)) from exc
+                code = 504 if reason == "timeout" else 502
+                raise RerankFailed(code, reason, str(exc)) from exc
             self._original_page(search, hits, response)
             took = (time.perf_counter() - started) * 1000
             _add_took(response, took)
-            return Outcome(f"degraded; reason={exc.reason}", took, applied=False)
+            return Outcome(f"degraded; reason={reason}", took, applied=False)
         merged = merge(
             hits,
             scores,
