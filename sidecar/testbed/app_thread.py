@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,13 +12,23 @@ from aiohttp import web
 
 
 @contextmanager
-def serve_in_thread(app: web.Application, host: str = "127.0.0.1") -> Iterator[str]:
+def serve_in_thread(
+    app: web.Application, host: str = "127.0.0.1", access_log: logging.Logger | None = None
+) -> Iterator[str]:
     """Run ``app`` on a free port of ``host`` in its own event-loop thread; yield its base URL.
 
-    Handlers are cancelled when their client disconnects, as ``rerank-sidecar serve`` does.
+    Handlers are cancelled when their client disconnects, as ``rerank-sidecar serve`` does;
+    with ``access_log``, requests are logged there as ``serve`` logs them.
     """
+    from sidecar.access_log import JsonAccessLogger
+
     loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    runner = web.AppRunner(
+        app,
+        handler_cancellation=True,
+        access_log=access_log,
+        access_log_class=JsonAccessLogger,
+    )
     loop.run_until_complete(runner.setup())
     loop.run_until_complete(web.TCPSite(runner, host, 0).start())
     port = runner.addresses[0][1]

@@ -50,7 +50,7 @@ def rerank_settings(engine_url: str, broker_url: str, registry: dict[str, Any]) 
     )
 
 
-@pytest.fixture(scope="module", params=["opensearch", "elasticsearch"])
+@pytest.fixture(scope="module", params=["opensearch", "elasticsearch", "opensearch3"])
 def engine(request: pytest.FixtureRequest, media_dir: Path) -> EngineHandle:
     handle: EngineHandle = request.getfixturevalue(request.param)
     catalog.load(handle.client, INDEX, media_dir)
@@ -433,3 +433,67 @@ def _strip_took(raw: bytes) -> Any:
     data = json.loads(raw)
     data.pop("took", None)
     return data
+
+
+def test_opensearch_query_context_syntax(
+    proxy: str, engine: EngineHandle, tiny_scorers: dict[str, Any]
+) -> None:
+    if not engine.name.startswith("opensearch"):
+        pytest.skip("OpenSearch's rerank-processor syntax")
+    baseline = direct_hits(engine, {"query": QUERY, "size": WINDOW})
+    by_text = reranked_ids(baseline, reference_scores(tiny_scorers, baseline, "warm wool"))
+    body = {"query": QUERY, "size": 4, "ext": {"rerank": {"query_context": {}}}}
+
+    with_text = post(
+        f"{proxy}/{INDEX}/_search",
+        {**body, "ext": {"rerank": {"query_context": {"query_text": "warm wool"}}}},
+    )
+    with_path = post(
+        f"{proxy}/{INDEX}/_search",
+        {
+            **body,
+            "ext": {"rerank": {"query_context": {"query_text_path": "query.match.title"}}},
+        },
+    )
+    # On an index without a sidecar rule, a query_context-only ext.rerank is the engine's own
+    # business: it reaches OpenSearch untouched (these distributions have no rerank processor,
+    # so both answers are the same error).
+    plain = {"query": QUERY, "ext": {"rerank": {"query_context": {"query_text": "x"}}}}
+    direct = post(f"{engine.url}/{PLAIN_INDEX}/_search", plain)
+    through = post(f"{proxy}/{PLAIN_INDEX}/_search", plain)
+
+    assert with_text.status_code == 200, with_text.text
+    assert ids(with_text) == by_text[:4]
+    assert with_path.headers["X-Rerank-Status"] == "applied"
+    baseline_scores = reference_scores(tiny_scorers, baseline, "red shoes")
+    assert ids(with_path) == reranked_ids(baseline, baseline_scores)[:4]
+    assert through.status_code == direct.status_code
+    assert through.content == direct.content
+    assert "X-Rerank-Status" not in through.headers
+
+
+def test_repeated_search_is_answered_from_the_score_cache(
+    engine: EngineHandle, scoring_worker: ScoringWorkerHandle, tiny_registry: dict[str, Any]
+) -> None:
+    settings = rerank_settings(engine.url, scoring_worker.worker.broker_url, tiny_registry)
+    cached = settings.model_copy(
+        update={"dispatch": settings.dispatch.model_copy(update={"cache_enabled": True})}
+    )
+    body = {
+        "query": QUERY,
+        "size": 5,
+        "ext": {"rerank": {"query": {"text": f"cache {engine.name}"}}},
+    }
+    with serve_in_thread(create_app(cached)) as url:
+        first = post(f"{url}/{INDEX}/_search", body)
+        pairs_after_first = scoring_worker.metric("rerank_worker_pairs_scored_total", "tiny-vl")
+        second = post(f"{url}/{INDEX}/_search", body)
+        pairs_after_second = scoring_worker.metric("rerank_worker_pairs_scored_total", "tiny-vl")
+
+    assert first.headers["X-Rerank-Status"] == second.headers["X-Rerank-Status"] == "applied"
+    assert pairs_after_first > 0
+    assert pairs_after_second == pairs_after_first  # no pair reached the model again
+    assert ids(first) == ids(second)
+    assert [h["_score"] for h in first.json()["hits"]["hits"]] == [
+        h["_score"] for h in second.json()["hits"]["hits"]
+    ]
