@@ -7,9 +7,10 @@ BIN := $(VENV)/bin
 setup:
 	@bash scripts/bootstrap.sh
 
-## Main job (for now): start OpenSearch, Elasticsearch, Redis and a Celery worker; print their URLs.
+## Main job: OpenSearch + Redis + a scoring worker (tiny model, or MODEL=<hub id or path>) + the
+## sidecar; a sample catalog; baseline vs reranked searches side by side. The sidecar keeps running.
 up: setup
-	$(BIN)/rerank-sidecar testbed up
+	$(BIN)/rerank-sidecar demo $(if $(MODEL),--model $(MODEL))
 
 down: setup
 	$(BIN)/rerank-sidecar testbed down

@@ -256,6 +256,72 @@ def serve(
 
 
 @app.command()
+def demo(
+    model: Annotated[
+        str | None,
+        typer.Option(help="Hub id or local path of a real reranker; unset: the tiny test model."),
+    ] = None,
+    kind: Annotated[str, typer.Option(help="qwen3-vl or qwen3, for --model.")] = "qwen3-vl",
+    device: Annotated[str, typer.Option(help="Device of --model: auto, cpu, cuda.")] = "auto",
+    config: ConfigOption = None,
+) -> None:
+    """The whole product on this machine: OpenSearch, Redis, a scoring worker and the sidecar;
+    a sample multimodal catalog; baseline and reranked orders side by side. The servers keep
+    running afterwards; `rerank-sidecar testbed down` stops them."""
+    try:
+        from sidecar.demo.stack import QUERIES, compare, load_catalog, start_stack, tiny_model
+    except ImportError as exc:
+        errors.print(
+            f"[red]the demo needs the demo extra:[/red] pip install 'rerank-sidecar[demo]' ({exc})"
+        )
+        raise typer.Exit(2) from None
+    from sidecar.testbed import TestbedError, down
+    from workers.contract import ModelSpec
+
+    settings = _settings(config)
+    if kind not in ("qwen3-vl", "qwen3"):
+        errors.print(f"[red]--kind must be qwen3-vl or qwen3, not {kind!r}[/red]")
+        raise typer.Exit(2)
+    try:
+        with console.status("building the tiny model (first run only)..."):
+            path = model or str(tiny_model(settings))
+        spec = ModelSpec(path=path, kind=kind, device=device if model else "cpu")  # type: ignore[arg-type]
+        with console.status("starting OpenSearch, Redis, a worker and the sidecar..."):
+            url = start_stack(
+                settings, spec, lambda s: console.print(f"[green]up[/green] {s.name}  {s.url}")
+            )
+        count = load_catalog(url, settings)
+        console.print(f"indexed {count} sample products (text and images) through the sidecar")
+        for query in QUERIES:
+            result = compare(url, query)
+            table = Table(title=f"{query!r}  ·  X-Rerank-Status: {result.status}")
+            table.add_column("#", justify="right")
+            table.add_column("engine's order (X-Rerank: off)")
+            table.add_column("reranked")
+            table.add_column("rerank score", justify="right")
+            for rank, (before, (after, score)) in enumerate(
+                zip(result.baseline, result.reranked, strict=False), start=1
+            ):
+                table.add_row(str(rank), before, after, f"{score:.4f}")
+            console.print(table)
+    except (TestbedError, OSError, RuntimeError) as exc:
+        errors.print(f"[red]demo failed:[/red] {exc}")
+        down(settings)
+        raise typer.Exit(1) from None
+    if model is None:
+        console.print(
+            "[dim]The tiny model has random weights: its order shows the plumbing, not relevance."
+            " Pass --model Qwen/Qwen3-VL-Reranker-2B (or a local path) for real rankings.[/dim]"
+        )
+    console.print(f"\nThe sidecar is running at [bold]{url}[/bold]: point a client at it, e.g.")
+    console.print(
+        f"  curl -s '{url}/demo-catalog/_search' -H 'Content-Type: application/json' "
+        """-d '{"query": {"match": {"title": "red shoes"}}}' -i"""
+    )
+    console.print("Stop everything with [bold]make down[/bold] (rerank-sidecar testbed down).")
+
+
+@app.command()
 def version() -> None:
     """Print the version."""
     from sidecar import __version__
