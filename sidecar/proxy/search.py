@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from sidecar.metrics import SidecarMetrics
-from sidecar.proxy.errors import engine_error
+from sidecar.proxy.errors import engine_error, engine_error_body
 from sidecar.proxy.headers import end_to_end
 from sidecar.proxy.passthrough import UPSTREAM, forward
 from sidecar.proxy.upstream import UpstreamUnavailable
@@ -88,11 +88,6 @@ def _too_large(limit: int) -> web.Response:
         f"the request body is larger than the sidecar's limit of {limit} bytes "
         "(server.max_body_bytes)",
     )
-
-
-def _bad_ext(error: RerankInputError) -> dict[str, Any]:
-    cause = {"type": "illegal_argument_exception", "reason": str(error)}
-    return {"error": {"root_cause": [cause], **cause}, "status": 400}
 
 
 def _json_object(raw: bytes) -> dict[str, Any] | None:
@@ -175,11 +170,6 @@ def _respond(
     return response
 
 
-def _failed(exc: RerankFailed) -> dict[str, Any]:
-    cause = {"type": f"rerank_sidecar_{exc.reason}", "reason": str(exc)}
-    return {"error": {"root_cause": [cause], **cause}, "status": exc.status}
-
-
 async def _reranked_search(
     request: web.Request, prepared: PreparedSearch, raw: bytes, decision: Decision
 ) -> web.StreamResponse:
@@ -201,11 +191,10 @@ async def _reranked_search(
         outcome = await context.reranker.apply(prepared, response)
     except RerankFailed as exc:
         context.metrics.search("failed", exc.reason)
-        failure = _failed(exc)
         return engine_error(
             exc.status,
-            failure["error"]["type"],
-            failure["error"]["reason"],
+            f"rerank_sidecar_{exc.reason}",
+            str(exc),
             headers={STATUS: f"failed; reason={exc.reason}"},
         )
     context.metrics.rerank(outcome, prepared.plan.model)
@@ -259,7 +248,7 @@ def _plan_sub(
     try:
         sub.decision = decide(settings, index, parsed, {}, switch)
     except RerankInputError as exc:
-        sub.error = _bad_ext(exc)
+        sub.error = engine_error_body(400, "illegal_argument_exception", str(exc))
         return sub
     plan = sub.decision.plan
     if plan is not None:
@@ -312,7 +301,9 @@ async def msearch(request: web.Request) -> web.StreamResponse:
             outcome = await context.reranker.apply(sub.prepared, item)
         except RerankFailed as exc:
             context.metrics.search("failed", exc.reason)
-            items[position] = _failed(exc)
+            items[position] = engine_error_body(
+                exc.status, f"rerank_sidecar_{exc.reason}", str(exc)
+            )
             statuses[position] = f"failed; reason={exc.reason}"
             return
         context.metrics.rerank(outcome, sub.prepared.plan.model)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from celery import Celery
 
+from sidecar.scoring.celery_client import celery_client
 from sidecar.settings import Settings, WorkerSettings
 from sidecar.testbed.errors import ServiceStartError
 from sidecar.testbed.process import ManagedProcess
@@ -28,9 +29,7 @@ class RunningWorker:
 
     def client(self) -> Celery:
         """A Celery client for publishing to this worker's broker (tasks are sent by name)."""
-        app = Celery("rerank-client", broker=self.broker_url, backend=self.broker_url)
-        app.conf.update(task_serializer="json", result_serializer="json", accept_content=["json"])
-        return app
+        return celery_client("rerank-client", self.broker_url, self.broker_url)
 
     def stop(self) -> None:
         self.process.stop()

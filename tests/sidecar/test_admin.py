@@ -19,10 +19,19 @@ from tests.sidecar.test_rerank_proxy import QUERY, post, rerank_settings
 INDEX = "catalog-admin"
 
 
+def _one_doc_index(engine: EngineHandle) -> None:
+    """No replica, so the shared test cluster stays green."""
+    if not engine.client.indices.exists(index=INDEX):
+        engine.client.indices.create(
+            index=INDEX, body={"settings": {"number_of_shards": 1, "number_of_replicas": 0}}
+        )
+    engine.client.index(index=INDEX, body={"title": "red shoes"}, refresh=True)
+
+
 def test_health_readiness_and_metrics(
     opensearch: EngineHandle, scoring_worker: ScoringWorkerHandle, tiny_registry: dict[str, Any]
 ) -> None:
-    opensearch.client.index(index=INDEX, body={"title": "red shoes"}, refresh=True)
+    _one_doc_index(opensearch)
     settings = rerank_settings(opensearch.url, scoring_worker.worker.broker_url, tiny_registry)
     with serve_in_thread(create_app(settings)) as url:
         health = httpx.get(f"{url}/_rerank/health")
@@ -68,7 +77,7 @@ def test_access_log_is_json_without_secrets(
     tiny_registry: dict[str, Any],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    opensearch.client.index(index=INDEX, body={"title": "red shoes"}, refresh=True)
+    _one_doc_index(opensearch)
     settings = rerank_settings(opensearch.url, scoring_worker.worker.broker_url, tiny_registry)
     logger = logging.getLogger("rerank_sidecar.access")
     secret = "c2VjcmV0LWtleS1aeDgx"
