@@ -1,0 +1,790 @@
+"""The search proxy's own cost: direct to OpenSearch vs through the sidecar, same engine, same run.
+
+    .venv/bin/python bench/proxy.py                  # real OpenSearch 2.x and Redis, full run
+    .venv/bin/python bench/proxy.py --quick --no-write
+
+Starts the test bed's OpenSearch 2.x and a real redis-server on loopback, indexes small
+documents (``title``, ``description``), and measures three things:
+- pass-through: a plain search (no rule, no ``ext.rerank``) and ``_bulk`` indexing, direct to the
+  engine vs through the sidecar, at 1, 8 and 32 concurrent clients;
+- the rerank path with model time taken out: ``ext.rerank`` at windows 10, 100 and 1000 scored
+  by a zero-cost in-process scorer, and by the real score cache (Redis) answering every pair,
+  each against the engine's own time for the same search at size = window;
+- memory: the RSS of a sidecar process before and after many requests (searches, half of them
+  reranked at window 10).
+
+The load generator is always a separate process (this script with ``--loadgen``: an aiohttp
+client reading its phases as JSON on stdin and printing the measurements as JSON). The sidecar
+runs in a thread of this process for the first two parts and in a child process of its own
+(``--serve-sidecar``) for the memory part. Prints the tables and replaces the proxy section of
+docs/benchmarks.md unless ``--no-write``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import select
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import zlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import aiohttp  # noqa: E402
+import redis.asyncio as aioredis  # noqa: E402
+from aiohttp import web  # noqa: E402
+
+from bench.report import machine, write_section  # noqa: E402
+from sidecar.app import create_app  # noqa: E402
+from sidecar.scoring.cache import CachedDispatcher, ScoreCache  # noqa: E402
+from sidecar.settings import (  # noqa: E402
+    DispatchSettings,
+    RerankSettings,
+    Settings,
+    UpstreamSettings,
+)
+from sidecar.testbed import engine_specs, start_engine, start_redis  # noqa: E402
+from sidecar.testbed.app_thread import serve_in_thread  # noqa: E402
+from workers.contract import ScoringJob, ScoringResult  # noqa: E402
+
+SCRIPT = str(Path(__file__).resolve())
+MODEL = "qwen3-reranker-0.6b"
+MAX_WINDOW = 1000
+SEARCH_INDEX = "bench"
+BULK_INDEX = "bench-bulk"
+COMMON = "item"  # in every document's description: the rerank searches match it
+WORDS = [
+    "red", "running", "shoes", "trail", "jacket", "scarf", "blue", "warm", "light", "sole",
+    "wool", "cotton", "green", "winter", "summer", "leather", "boots", "socks", "rain", "hiking",
+]  # fmt: skip
+QUERIES = 10  # distinct query texts per kind of request, cycled
+
+# Defaults of the sized flags, and what --quick uses instead.
+DEFAULTS = {
+    "searches": 2000,
+    "bulks": 200,
+    "rerank_requests": 300,
+    "requests_memory": 100_000,
+    "warmup": 200,
+}
+QUICK = {
+    "searches": 300,
+    "bulks": 30,
+    "rerank_requests": 40,
+    "requests_memory": 5000,
+    "warmup": 40,
+}
+
+BUDGET_ADDED_P50_MS = 0.5
+BUDGET_ADDED_P99_MS = 2.0
+BUDGET_THROUGHPUT = 0.9
+BUDGET_RERANK_MS = 5.0  # zero-cost scorer, window 100, added p50
+BUDGET_CACHE_HIT_MS = 3.0  # full cache hit, window 100, added p50
+BUDGET_WINDOW = 100
+
+
+class ZeroCostDispatcher:
+    """A dispatcher without a model: each document's score is the CRC-32 of its text, scaled to
+    [0, 1]. Counts its calls, so a cache in front of it can be seen answering everything."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.pairs = 0
+
+    async def score(self, job: ScoringJob) -> ScoringResult:
+        self.calls += 1
+        self.pairs += len(job.documents)
+        scores: list[float | None] = [
+            zlib.crc32((doc.text or doc.id).encode()) / 0xFFFFFFFF for doc in job.documents
+        ]
+        return ScoringResult(scores=scores, model=job.model, took_ms=0)
+
+    async def close(self) -> None:
+        return None
+
+
+def sidecar_settings(engine_url: str) -> Settings:
+    return Settings(
+        upstream=UpstreamSettings(urls=[engine_url]),
+        dispatch=DispatchSettings(cache_enabled=False),
+        rerank=RerankSettings(window=10, max_window=MAX_WINDOW, default_model=MODEL),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The load generator (a separate process: this script with --loadgen)
+
+
+@dataclass
+class Phase:
+    """``total`` POSTs of ``bodies`` (cycled) to ``url + path`` from ``clients`` concurrent
+    clients. ``expect[i]`` is the X-Rerank-Status body ``i`` must get ("absent": none; "": not
+    checked). ``unique``: ``__N__`` in a body becomes the request's number."""
+
+    url: str
+    path: str
+    bodies: list[str]
+    total: int
+    clients: int
+    expect: list[str] = field(default_factory=list)
+    content_type: str = "application/json"
+    record: bool = True
+    unique: bool = False
+    bulk: bool = False
+
+
+@dataclass
+class Measured:
+    latencies: list[float]  # seconds, one per request (empty when the phase did not record)
+    elapsed: float
+    count: int
+    took: list[float]  # X-Rerank-Took-Ms of each reranked answer
+
+    @classmethod
+    def merge(cls, parts: list[Measured]) -> Measured:
+        return cls(
+            [x for p in parts for x in p.latencies],
+            sum(p.elapsed for p in parts),
+            sum(p.count for p in parts),
+            [x for p in parts for x in p.took],
+        )
+
+    @property
+    def rps(self) -> float:
+        return self.count / self.elapsed
+
+    @property
+    def p50(self) -> float:
+        return percentile(self.latencies, 0.5) * 1000
+
+    @property
+    def p99(self) -> float:
+        return percentile(self.latencies, 0.99) * 1000
+
+
+async def run_phase(session: aiohttp.ClientSession, phase: Phase) -> Measured:
+    url = phase.url + phase.path
+    bodies = [body.encode() for body in phase.bodies]
+    expect = phase.expect or [""] * len(bodies)
+    headers = {"Content-Type": phase.content_type}
+    latencies: list[float] = []
+    took: list[float] = []
+    counter = iter(range(phase.total))
+
+    async def client() -> None:
+        for n in counter:
+            body = bodies[n % len(bodies)]
+            if phase.unique:
+                body = body.replace(b"__N__", str(n).encode())
+            started = time.perf_counter()
+            async with session.post(url, data=body, headers=headers) as response:
+                data = await response.read()
+            latency = time.perf_counter() - started
+            if response.status != 200:
+                raise RuntimeError(f"POST {url}: HTTP {response.status}: {data[:500]!r}")
+            if phase.bulk and b'"errors":false' not in data[:200]:
+                raise RuntimeError(f"POST {url}: the bulk request had errors: {data[:500]!r}")
+            wanted = expect[n % len(bodies)]
+            status = response.headers.get("X-Rerank-Status")
+            if wanted and (status or "absent") != wanted:
+                raise RuntimeError(f"POST {url}: X-Rerank-Status {status!r}, wanted {wanted!r}")
+            if "X-Rerank-Took-Ms" in response.headers:
+                took.append(float(response.headers["X-Rerank-Took-Ms"]))
+            if phase.record:
+                latencies.append(latency)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(phase.clients)))
+    return Measured(latencies, time.perf_counter() - started, phase.total, took)
+
+
+async def run_phases(phases: list[Phase]) -> list[Measured]:
+    limit = 2 * max(p.clients for p in phases)
+    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=0)
+    async with aiohttp.ClientSession(
+        connector=connector,
+        # No Accept-Encoding: neither the engine nor the sidecar compresses, as for the official
+        # clients' defaults. What is measured is the proxying, not gzip.
+        skip_auto_headers=("Accept-Encoding", "User-Agent"),
+        timeout=aiohttp.ClientTimeout(total=120),
+    ) as session:
+        return [await run_phase(session, phase) for phase in phases]
+
+
+def loadgen_main() -> None:
+    phases = [Phase(**p) for p in json.load(sys.stdin)]
+    results = asyncio.run(run_phases(phases))
+    for r in results:
+        r.latencies = [round(x, 7) for x in r.latencies]
+    print(json.dumps([asdict(r) for r in results]))
+
+
+def loadgen(phases: list[Phase]) -> list[Measured]:
+    """Run ``phases`` in a fresh load-generator process, one after the other."""
+    completed = subprocess.run(
+        [sys.executable, SCRIPT, "--loadgen"],
+        input=json.dumps([asdict(p) for p in phases]),
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"the load generator failed:\n{completed.stderr[-4000:]}")
+    return [Measured(**r) for r in json.loads(completed.stdout.strip().splitlines()[-1])]
+
+
+# ---------------------------------------------------------------------------------------------
+# The sidecar in a process of its own (--serve-sidecar), for the memory part
+
+
+def serve_sidecar_main(upstream: str) -> None:
+    """Serve the sidecar (zero-cost scorer) on a free loopback port; print the port as JSON;
+    stop when stdin closes."""
+
+    async def serve() -> None:
+        app = create_app(sidecar_settings(upstream), dispatcher=ZeroCostDispatcher())
+        runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        print(json.dumps({"port": runner.addresses[0][1]}), flush=True)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(serve())
+
+
+def rss_kib(pid: int) -> tuple[int, int]:
+    """VmRSS and VmHWM (peak) of ``pid``, in KiB."""
+    values: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0])
+    return values["VmRSS"], values["VmHWM"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def engine_call(url: str, method: str, path: str, body: Any = None, ndjson: bytes = b"") -> Any:
+    data = ndjson or (json.dumps(body).encode() if body is not None else None)
+    content_type = "application/x-ndjson" if ndjson else "application/json"
+    request = urllib.request.Request(
+        url + path, data=data, method=method, headers={"Content-Type": content_type}
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return json.loads(response.read())
+
+
+def document(i: int) -> dict[str, str]:
+    n = len(WORDS)
+    title = f"{WORDS[i % n]} {WORDS[(i * 7 + 3) % n]} product {i}"
+    words = [WORDS[(i * k + k * k) % n] for k in range(1, 13)]
+    return {"title": title, "description": " ".join([COMMON, *words])}
+
+
+def bulk_body(docs: list[dict[str, str]], index: str | None = None) -> bytes:
+    action = json.dumps({"index": {"_index": index}} if index else {"index": {}})
+    return "".join(f"{action}\n{json.dumps(d)}\n" for d in docs).encode()
+
+
+def seed(engine_url: str, count: int) -> None:
+    one_shard = {"settings": {"number_of_shards": 1, "number_of_replicas": 0}}
+    mappings = {"properties": {"title": {"type": "text"}, "description": {"type": "text"}}}
+    for index in (SEARCH_INDEX, BULK_INDEX):
+        engine_call(engine_url, "PUT", f"/{index}", {**one_shard, "mappings": mappings})
+    for start in range(0, count, 1000):
+        docs = [document(i) for i in range(start, min(count, start + 1000))]
+        answer = engine_call(engine_url, "POST", "/_bulk", ndjson=bulk_body(docs, SEARCH_INDEX))
+        if answer.get("errors"):
+            raise RuntimeError(f"seeding {SEARCH_INDEX} failed: {str(answer)[:500]}")
+    engine_call(engine_url, "POST", f"/{SEARCH_INDEX}/_refresh")
+    engine_call(engine_url, "POST", f"/{SEARCH_INDEX}/_forcemerge?max_num_segments=1")
+    found = engine_call(engine_url, "POST", f"/{SEARCH_INDEX}/_count")["count"]
+    if found != count:
+        raise RuntimeError(f"{SEARCH_INDEX} holds {found} documents, not {count}")
+
+
+def search_bodies(size: int = 10, window: int | None = None) -> list[str]:
+    """Match queries on the common word plus one more (every document matches)."""
+    bodies = []
+    for q in range(QUERIES):
+        body: dict[str, Any] = {
+            "query": {"match": {"description": f"{COMMON} {WORDS[q % len(WORDS)]}"}},
+            "size": size,
+        }
+        if window is not None:
+            body["ext"] = {"rerank": {"window": window}}
+        bodies.append(json.dumps(body))
+    return bodies
+
+
+def maker(
+    url: str, path: str, bodies: list[str], clients: int, expect: str = "", **extra: Any
+) -> Callable[[int], Phase]:
+    """Phases of ``n`` requests with these settings; ``expect`` applies to every body."""
+
+    def make(n: int) -> Phase:
+        wanted = [expect] * len(bodies) if expect else []
+        return Phase(url, path, bodies, n, clients, wanted, **extra)
+
+    return make
+
+
+class Plan:
+    """The phases of one load-generator run, and where each cell's results will be."""
+
+    def __init__(self) -> None:
+        self.phases: list[Phase] = []
+
+    def add(self, *phases: Phase) -> None:
+        self.phases.extend(phases)
+
+    def cell(
+        self, rounds: int, total: int, makers: list[Callable[[int], Phase]]
+    ) -> Callable[[list[Measured]], list[Measured]]:
+        """``rounds`` rounds of each maker's phase in turn (A B A B …), ``total`` requests per
+        maker in all; returns what picks this cell's results, merged into one per maker."""
+        per_round = [total // rounds + (1 if r < total % rounds else 0) for r in range(rounds)]
+        start = len(self.phases)
+        self.phases += [m(n) for n in per_round if n for m in makers]
+        stop, width = len(self.phases), len(makers)
+
+        def pick(results: list[Measured]) -> list[Measured]:
+            mine = results[start:stop]
+            return [Measured.merge(mine[i::width]) for i in range(width)]
+
+        return pick
+
+
+def sized(args: argparse.Namespace, name: str) -> int:
+    value: int | None = getattr(args, name)
+    if value is not None:
+        return value
+    return (QUICK if args.quick else DEFAULTS)[name]
+
+
+def int_list(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
+# ---------------------------------------------------------------------------------------------
+# The three parts
+
+
+@dataclass
+class PassRow:
+    operation: str
+    clients: int
+    direct: Measured
+    sidecar: Measured
+
+    @property
+    def added_p50(self) -> float:
+        return self.sidecar.p50 - self.direct.p50
+
+    @property
+    def added_p99(self) -> float:
+        return self.sidecar.p99 - self.direct.p99
+
+    @property
+    def ratio(self) -> float:
+        return self.sidecar.rps / self.direct.rps
+
+
+def measure_passthrough(
+    engine_url: str, sidecar_url: str, args: argparse.Namespace, clients: list[int]
+) -> list[PassRow]:
+    searches, bulks, warmup = sized(args, "searches"), sized(args, "bulks"), sized(args, "warmup")
+    search = search_bodies()
+    bulk = [
+        bulk_body([document(100_000 + b * args.bulk_docs + i) for i in range(args.bulk_docs)])
+        for b in range(QUERIES)
+    ]
+    bulk_text = [b.decode() for b in bulk]
+    search_path, bulk_path = f"/{SEARCH_INDEX}/_search", f"/{BULK_INDEX}/_bulk"
+    ndjson: dict[str, Any] = {"content_type": "application/x-ndjson", "bulk": True}
+    plan = Plan()
+    for url, expect in ((engine_url, ""), (sidecar_url, "absent")):
+        plan.add(maker(url, search_path, search, 8, expect)(warmup))
+        plan.add(maker(url, bulk_path, bulk_text, 8, **ndjson)(max(5, warmup // 10)))
+    cells = []
+    for c in clients:
+        makers = [
+            maker(engine_url, search_path, search, c),
+            maker(sidecar_url, search_path, search, c, "absent"),
+        ]
+        cells.append(("search", c, plan.cell(args.rounds, searches, makers)))
+    for c in clients:
+        makers = [
+            maker(engine_url, bulk_path, bulk_text, c, **ndjson),
+            maker(sidecar_url, bulk_path, bulk_text, c, **ndjson),
+        ]
+        cells.append((f"_bulk ({args.bulk_docs} docs)", c, plan.cell(args.rounds, bulks, makers)))
+    results = loadgen(plan.phases)
+    rows = []
+    for operation, c, pick in cells:
+        direct, sidecar = pick(results)
+        rows.append(PassRow(operation, c, direct, sidecar))
+    return rows
+
+
+@dataclass
+class RerankRow:
+    variant: str
+    window: int
+    clients: int
+    direct: Measured
+    sidecar: Measured
+
+    @property
+    def added_p50(self) -> float:
+        return self.sidecar.p50 - self.direct.p50
+
+    @property
+    def took_median(self) -> float:
+        return statistics.median(self.sidecar.took) if self.sidecar.took else float("nan")
+
+
+def measure_rerank(
+    engine_url: str,
+    zero_url: str,
+    cached_url: str,
+    args: argparse.Namespace,
+    inner: ZeroCostDispatcher,
+) -> tuple[list[RerankRow], int]:
+    """Rows of both variants, and the inner scorer's calls while the cache was measured."""
+    windows, clients = int_list(args.windows), int_list(args.rerank_clients)
+    total, warmup = sized(args, "rerank_requests"), max(10, sized(args, "warmup") // 10)
+    path = f"/{SEARCH_INDEX}/_search"
+    # One pass of every reranked query through the cached sidecar fills the cache.
+    loadgen(
+        [maker(cached_url, path, search_bodies(window=w), 1, "applied")(QUERIES) for w in windows]
+    )
+    calls_before = inner.calls
+    plan = Plan()
+    cells = []
+    for w in windows:
+        direct, reranked = search_bodies(size=w), search_bodies(window=w)
+        plan.add(
+            maker(engine_url, path, direct, 1)(warmup),
+            maker(zero_url, path, reranked, 1, "applied")(warmup),
+            maker(cached_url, path, reranked, 1, "applied")(warmup),
+        )
+        for c in clients:
+            makers = [
+                maker(engine_url, path, direct, c),
+                maker(zero_url, path, reranked, c, "applied"),
+                maker(cached_url, path, reranked, c, "applied"),
+            ]
+            cells.append((w, c, plan.cell(args.rounds, total, makers)))
+    results = loadgen(plan.phases)
+    calls = inner.calls - calls_before
+    rows_zero, rows_cached = [], []
+    for w, c, pick in cells:
+        direct_m, zero_m, cached_m = pick(results)
+        rows_zero.append(RerankRow("zero-cost scorer", w, c, direct_m, zero_m))
+        rows_cached.append(RerankRow("full cache hit (Redis)", w, c, direct_m, cached_m))
+    return rows_zero + rows_cached, calls
+
+
+@dataclass
+class MemoryResult:
+    requests: int
+    clients: int
+    before_kib: int
+    after_kib: int
+    peak_kib: int
+    rps: float
+
+
+def measure_memory(engine_url: str, args: argparse.Namespace) -> MemoryResult:
+    with tempfile.TemporaryFile() as log:
+        child = subprocess.Popen(
+            [sys.executable, SCRIPT, "--serve-sidecar", "--upstream", engine_url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+        try:
+            return _memory_run(child, log, args)
+        finally:
+            assert child.stdin is not None and child.stdout is not None
+            child.stdin.close()  # the sidecar stops when its stdin closes
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+            child.stdout.close()
+
+
+def _memory_run(
+    child: subprocess.Popen[str], log: IO[bytes], args: argparse.Namespace
+) -> MemoryResult:
+    assert child.stdout is not None
+
+    def log_tail() -> str:
+        log.seek(0)
+        return log.read()[-3000:].decode(errors="replace")
+
+    ready, _, _ = select.select([child.stdout], [], [], 120)
+    line = child.stdout.readline() if ready else ""
+    if not line:
+        raise RuntimeError(f"the sidecar process did not start:\n{log_tail()}")
+    url = f"http://127.0.0.1:{json.loads(line)['port']}"
+    path = f"/{SEARCH_INDEX}/_search"
+    query = {"match": {"description": f"{COMMON} q__N__"}}  # a query text of its own each
+    mix = [
+        json.dumps({"query": query}),
+        json.dumps({"query": query, "ext": {"rerank": {"window": 10}}}),
+    ]
+    expect = ["absent", "applied"]
+    requests, clients = sized(args, "requests_memory"), args.memory_clients
+    warmup = max(500, sized(args, "warmup") * 10)
+    loadgen([Phase(url, path, mix, warmup, clients, expect, record=False, unique=True)])
+    before, _ = rss_kib(child.pid)
+    [run] = loadgen([Phase(url, path, mix, requests, clients, expect, record=False, unique=True)])
+    after, peak = rss_kib(child.pid)
+    if child.poll() is not None:
+        raise RuntimeError(f"the sidecar process exited:\n{log_tail()}")
+    return MemoryResult(requests, clients, before, after, peak, run.rps)
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def verdict(failures: list[str]) -> str:
+    return "met" if not failures else "**not met** (" + "; ".join(failures) + ")"
+
+
+def render(
+    passthrough: list[PassRow],
+    rerank: list[RerankRow],
+    cache_calls: int,
+    memory: MemoryResult | None,
+    args: argparse.Namespace,
+    engine_version: str,
+) -> tuple[str, str]:
+    """The tables, and the paragraph that goes above them."""
+    lines = [
+        "| operation | clients | direct p50 (ms) | direct p99 (ms) | direct req/s "
+        "| sidecar p50 (ms) | sidecar p99 (ms) | sidecar req/s | added p50 (ms) "
+        "| added p99 (ms) | throughput sidecar/direct |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in passthrough:
+        lines.append(
+            f"| {r.operation} | {r.clients} | {r.direct.p50:.2f} | {r.direct.p99:.2f} | "
+            f"{r.direct.rps:.0f} | {r.sidecar.p50:.2f} | {r.sidecar.p99:.2f} | "
+            f"{r.sidecar.rps:.0f} | {r.added_p50:+.2f} | {r.added_p99:+.2f} | {r.ratio:.0%} |"
+        )
+    lines += [
+        "",
+        "| variant | window | clients | direct size=window p50 (ms) | sidecar p50 (ms) "
+        "| sidecar p99 (ms) | added p50 (ms) | X-Rerank-Took-Ms median |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for x in rerank:
+        lines.append(
+            f"| {x.variant} | {x.window} | {x.clients} | {x.direct.p50:.2f} | "
+            f"{x.sidecar.p50:.2f} | {x.sidecar.p99:.2f} | {x.added_p50:+.2f} | "
+            f"{x.took_median:.1f} |"
+        )
+    if memory is not None:
+        mib = 1024
+        lines += [
+            "",
+            "| requests (half reranked, window 10) | clients | req/s | RSS before (MiB) "
+            "| RSS after (MiB) | difference (MiB) | peak RSS (MiB) |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            f"| {memory.requests} | {memory.clients} | {memory.rps:.0f} | "
+            f"{memory.before_kib / mib:.1f} | {memory.after_kib / mib:.1f} | "
+            f"{(memory.after_kib - memory.before_kib) / mib:+.1f} | {memory.peak_kib / mib:.1f} |",
+        ]
+    table = "\n".join(lines)
+
+    def name(r: PassRow) -> str:
+        return f"{r.operation} × {r.clients}"
+
+    p50_fail = [
+        f"{name(r)}: {r.added_p50:+.2f} ms"
+        for r in passthrough
+        if r.added_p50 > BUDGET_ADDED_P50_MS
+    ]
+    p99_fail = [
+        f"{name(r)}: {r.added_p99:+.2f} ms"
+        for r in passthrough
+        if r.added_p99 > BUDGET_ADDED_P99_MS
+    ]
+    rps_fail = [f"{name(r)}: {r.ratio:.0%}" for r in passthrough if r.ratio < BUDGET_THROUGHPUT]
+
+    def budget_row(variant: str) -> RerankRow | None:
+        for x in rerank:
+            if x.variant.startswith(variant) and x.window == BUDGET_WINDOW and x.clients == 1:
+                return x
+        return None
+
+    def rerank_verdict(variant: str, limit: float) -> str:
+        row = budget_row(variant)
+        if row is None:
+            return f"not measured (no window-{BUDGET_WINDOW} row at 1 client)"
+        result = "met" if row.added_p50 <= limit else "**not met**"
+        took = f"X-Rerank-Took-Ms median {row.took_median:.1f} ms"
+        return f"{result} ({row.added_p50:+.2f} ms added p50; {took})"
+
+    searches, bulks = sized(args, "searches"), sized(args, "bulks")
+    cores = os.cpu_count() or 1
+    shared = ""
+    if cores <= 4:
+        shared = (
+            f" With {cores} cores for the engine, the sidecar and the load generator together, "
+            "the concurrent rows are CPU-bound: there the throughput ratio shows the sidecar's "
+            "CPU cost per request more than a limit of the proxy."
+        )
+    memory_text = ""
+    if memory is not None:
+        memory_text = (
+            f" Memory: the sidecar in a process of its own (zero-cost scorer), RSS from "
+            f"/proc/<pid>/status after a warm-up and after {memory.requests} more searches at "
+            f"{memory.clients} clients, every other one reranked at window 10, each with a query "
+            "text of its own (so anything kept per query would show)."
+        )
+    paragraph = (
+        f"Run {datetime.date.today().isoformat()} on {machine()}; OpenSearch {engine_version} "
+        f"(test bed, heap {Settings().testbed.heap}, 1 shard), {args.docs} small documents "
+        f"(`title`, `description`). The sidecar and the engine share the machine's cores with "
+        f"the load generator, a separate process (aiohttp, one keep-alive session, no "
+        f"Accept-Encoding); the sidecar runs on loopback in a thread of the bench process "
+        f"(the memory run: in its own process). Each cell's requests are split into "
+        f"{args.rounds} rounds alternating direct and sidecar, after a warm-up. "
+        f"*Pass-through*: `POST /{SEARCH_INDEX}/_search` with a match query (no rule, no "
+        f"`ext.rerank`; {searches} requests per cell) and `POST /{BULK_INDEX}/_bulk` with "
+        f"{args.bulk_docs} documents ({bulks} requests per cell); *added* is sidecar minus "
+        f"direct. Budgets: added p50 ≤ {BUDGET_ADDED_P50_MS} ms: {verdict(p50_fail)}; added p99 "
+        f"≤ {BUDGET_ADDED_P99_MS} ms: {verdict(p99_fail)}; throughput ≥ "
+        f"{BUDGET_THROUGHPUT:.0%} of direct: {verdict(rps_fail)}.{shared} *Rerank path, model time "
+        f"excluded*: a size-10 match search with `ext.rerank.window` W "
+        f"({sized(args, 'rerank_requests')} requests per row, {QUERIES} query texts), whole "
+        f"`_source` scored; *direct* is the same search sent to the engine at size W (the "
+        f"engine's own cost of fetching W hits), so *added* is what the sidecar costs beside "
+        f"the model: parsing, building the scoring job, merging, and the engine sending W hits "
+        f"to it. The *zero-cost scorer* answers in-process at once (a CRC-32 per document); "
+        f"*full cache hit* is the real score cache (Redis) in front of it, filled by one pass "
+        f"of the same queries first: its scorer was called {cache_calls} times while measured "
+        f"(0: every pair came from Redis). Budgets, window {BUDGET_WINDOW}, 1 client: zero-cost "
+        f"≤ {BUDGET_RERANK_MS} ms: {rerank_verdict('zero-cost', BUDGET_RERANK_MS)}; full cache "
+        f"hit ≤ {BUDGET_CACHE_HIT_MS} ms: {rerank_verdict('full cache', BUDGET_CACHE_HIT_MS)}."
+        f"{memory_text}"
+    )
+    return paragraph, table
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="small counts, for a smoke test")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--searches", type=int, help="search requests per pass-through cell")
+    parser.add_argument("--bulks", type=int, help="_bulk requests per pass-through cell")
+    parser.add_argument("--bulk-docs", type=int, default=50, help="documents per _bulk request")
+    parser.add_argument("--clients", default="1,8,32", help="pass-through concurrent clients")
+    parser.add_argument("--rerank-requests", type=int, help="requests per rerank row")
+    parser.add_argument("--windows", default="10,100,1000", help="rerank windows")
+    parser.add_argument("--rerank-clients", default="1", help="rerank concurrent clients")
+    parser.add_argument("--requests-memory", type=int, help="requests of the memory run")
+    parser.add_argument("--memory-clients", type=int, default=8)
+    parser.add_argument("--skip-memory", action="store_true", help="leave the memory run out")
+    parser.add_argument("--warmup", type=int, help="warm-up searches before measuring")
+    parser.add_argument("--rounds", type=int, default=2, help="direct/sidecar alternations")
+    parser.add_argument("--docs", type=int, default=2000, help="documents in the search index")
+    parser.add_argument("--loadgen", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-sidecar", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--upstream", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.loadgen:
+        loadgen_main()
+        return
+    if args.serve_sidecar:
+        serve_sidecar_main(args.upstream)
+        return
+    windows = int_list(args.windows)
+    if max(windows) > MAX_WINDOW:
+        parser.error(f"the sidecar here allows windows up to {MAX_WINDOW}")
+    if args.docs < max(windows):
+        parser.error(f"--docs {args.docs} cannot fill a window of {max(windows)}")
+
+    warmup = sized(args, "warmup")
+    base = Settings()
+    spec = engine_specs(base)["opensearch"]
+    print(f"starting OpenSearch {spec.version} …", file=sys.stderr)
+    engine = start_engine(spec, base)
+    memory: MemoryResult | None = None
+    try:
+        seed(engine.url, args.docs)
+        # The JVM compiles its hot paths during the first few hundred searches: not in any cell.
+        print("warming the engine up …", file=sys.stderr)
+        mixed = [*search_bodies(), *search_bodies(size=100), *search_bodies(size=max(windows))]
+        loadgen([maker(engine.url, f"/{SEARCH_INDEX}/_search", mixed, 4)(max(300, 3 * warmup))])
+        settings = sidecar_settings(engine.url)
+        redis_server = start_redis(base)
+        try:
+            zero, inner = ZeroCostDispatcher(), ZeroCostDispatcher()
+            cache = ScoreCache(aioredis.Redis.from_url(redis_server.url))
+            cached = CachedDispatcher(inner, cache)
+            with (
+                serve_in_thread(create_app(settings, dispatcher=zero)) as zero_url,
+                serve_in_thread(create_app(settings, dispatcher=cached)) as cached_url,
+            ):
+                print("pass-through …", file=sys.stderr)
+                passthrough = measure_passthrough(
+                    engine.url, zero_url, args, int_list(args.clients)
+                )
+                print("rerank path …", file=sys.stderr)
+                rerank, cache_calls = measure_rerank(engine.url, zero_url, cached_url, args, inner)
+        finally:
+            redis_server.stop()
+        if not args.skip_memory:
+            print("memory …", file=sys.stderr)
+            memory = measure_memory(engine.url, args)
+    finally:
+        engine.stop()
+
+    paragraph, table = render(passthrough, rerank, cache_calls, memory, args, spec.version)
+    print(paragraph + "\n\n" + table)
+    if args.no_write:
+        return
+    markdown = f"## Search proxy overhead (`bench/proxy.py`)\n\n{paragraph}\n\n{table}"
+    write_section(markdown, ROOT / "docs" / "benchmarks.md", "proxy")
+
+
+if __name__ == "__main__":
+    main()
