@@ -49,6 +49,7 @@ from aiohttp import web  # noqa: E402
 
 from bench.report import machine, write_section  # noqa: E402
 from sidecar.app import create_app  # noqa: E402
+from sidecar.event_loop import new_event_loop  # noqa: E402
 from sidecar.scoring.cache import CachedDispatcher, ScoreCache  # noqa: E402
 from sidecar.settings import (  # noqa: E402
     DispatchSettings,
@@ -266,7 +267,11 @@ def serve_sidecar_main(upstream: str) -> None:
         finally:
             await runner.cleanup()
 
-    asyncio.run(serve())
+    loop = new_event_loop()  # the loop `rerank-sidecar serve` runs on
+    try:
+        loop.run_until_complete(serve())
+    finally:
+        loop.close()
 
 
 def rss_kib(pid: int) -> tuple[int, int]:

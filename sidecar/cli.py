@@ -236,6 +236,7 @@ def serve(
 
     from sidecar.access_log import JsonAccessLogger
     from sidecar.app import create_app
+    from sidecar.event_loop import new_event_loop
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = _settings(config)
@@ -252,6 +253,7 @@ def serve(
         access_log_class=JsonAccessLogger,
         access_log=logging.getLogger("rerank_sidecar.access"),
         access_log_format="",
+        loop=new_event_loop(),
     )
 
 

@@ -24,6 +24,30 @@ PREFIX = "rerank:score:"
 INDEX = "rerank:score-index"
 
 
+def score_keys(
+    model: str,
+    revision: str | None,
+    instruction: str | None,
+    query: Content,
+    docs: Sequence[Content],
+    max_doc_tokens: int | None = None,
+) -> list[str]:
+    """The cache key of each (query, doc) pair. What is shared by the job is serialized once."""
+    shared = json.dumps(
+        [model, revision, instruction, query.model_dump(exclude_none=True), max_doc_tokens],
+        sort_keys=True,
+        ensure_ascii=False,
+    ).encode()
+    keys = []
+    for doc in docs:
+        hasher = hashlib.sha256(shared)
+        hasher.update(b"\x00")
+        material = doc.model_dump(exclude_none=True, exclude={"id"})
+        hasher.update(json.dumps(material, sort_keys=True, ensure_ascii=False).encode())
+        keys.append(PREFIX + hasher.hexdigest())
+    return keys
+
+
 def score_key(
     model: str,
     revision: str | None,
@@ -32,19 +56,8 @@ def score_key(
     doc: Content,
     max_doc_tokens: int | None = None,
 ) -> str:
-    material = json.dumps(
-        [
-            model,
-            revision,
-            instruction,
-            query.model_dump(exclude_none=True),
-            doc.model_dump(exclude_none=True, exclude={"id"}),
-            max_doc_tokens,
-        ],
-        sort_keys=True,
-        ensure_ascii=False,
-    )
-    return PREFIX + hashlib.sha256(material.encode()).hexdigest()
+    """The cache key of one pair: SHA-256 of everything that determines its score."""
+    return score_keys(model, revision, instruction, query, [doc], max_doc_tokens)[0]
 
 
 class ScoreCache:
@@ -97,10 +110,9 @@ class CachedDispatcher:
     async def score(self, job: ScoringJob) -> ScoringResult:
         started = time.perf_counter()
         revision = self._revisions.get(job.model)
-        keys = [
-            score_key(job.model, revision, job.instruction, job.query, d, job.max_doc_tokens)
-            for d in job.documents
-        ]
+        keys = score_keys(
+            job.model, revision, job.instruction, job.query, job.documents, job.max_doc_tokens
+        )
         try:
             cached = await self._cache.get_many(keys)
         except (aioredis.RedisError, OSError):

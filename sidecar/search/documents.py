@@ -67,13 +67,15 @@ def build_document(
     source = source or {}
     if fields.empty():
         text = "\n".join(_scalar_lines(source))
-        return Document(id=doc_id, text=text) if text else None
+        return Document.model_construct(id=doc_id, text=text) if text else None
     texts = _strings(source, fields.text)
     images = _strings(source, fields.image)
     videos = _strings(source, fields.video)
     if not (texts or images or videos):
         return None
-    return Document(
+    # Values built above are already what the contract accepts: skip re-validating them (this
+    # runs for every hit of every window).
+    return Document.model_construct(
         id=doc_id,
         text="\n".join(texts) if texts else None,
         image=(images[0] if len(images) == 1 else images) if images else None,
