@@ -21,6 +21,7 @@ from sidecar.scoring.dispatch import DispatchError
 from workers.contract import Content, DocumentError, ScoringJob, ScoringResult
 
 PREFIX = "rerank:score:"
+CONTENT_FIELDS = tuple(Content.model_fields)  # a document's id is not part of its content
 INDEX = "rerank:score-index"
 
 
@@ -41,9 +42,10 @@ def score_keys(
     keys = []
     for doc in docs:
         hasher = hashlib.sha256(shared)
-        hasher.update(b"\x00")
-        material = doc.model_dump(exclude_none=True, exclude={"id"})
-        hasher.update(json.dumps(material, sort_keys=True, ensure_ascii=False).encode())
+        # The content fields in their declared order (repr of str/list/None is deterministic):
+        # several times cheaper than a model_dump + sorted json.dumps per document.
+        material = repr([getattr(doc, name) for name in CONTENT_FIELDS])
+        hasher.update(b"\x00" + material.encode())
         keys.append(PREFIX + hasher.hexdigest())
     return keys
 
