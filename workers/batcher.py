@@ -116,20 +116,40 @@ class Batcher:
             lengths[index] = prepared.length
             return self._submit(prepared, deadline)
 
-        submitted = [
-            self._prepare_pool.submit(prepare_and_submit, index, doc)
-            for index, doc in enumerate(documents)
-        ]
-        for index, outer in enumerate(submitted):
+        submitted: list[concurrent.futures.Future[concurrent.futures.Future[float]]]
+        prepare_many = getattr(self.model, "prepare_many", None)
+        if prepare_many is not None:
+            # Text-only models tokenize the whole job in one call (the Rust tokenizer encodes a
+            # list in parallel); nothing to overlap with the model, so no pool hop per pair.
+            cut = [
+                self.model.resolve(cut_document(self.model, doc, max_doc_tokens))
+                for doc in documents
+            ]
+            submitted = []
+            for index, prepared in enumerate(prepare_many(resolved_query, cut, instruction)):
+                outer: concurrent.futures.Future[concurrent.futures.Future[float]]
+                outer = concurrent.futures.Future()
+                if isinstance(prepared, PairError):
+                    outer.set_exception(prepared)
+                else:
+                    lengths[index] = prepared.length
+                    outer.set_result(self._submit(prepared, deadline))
+                submitted.append(outer)
+        else:
+            submitted = [
+                self._prepare_pool.submit(prepare_and_submit, index, doc)
+                for index, doc in enumerate(documents)
+            ]
+        for index, pending in enumerate(submitted):
             inner: concurrent.futures.Future[float] | None = None
             try:
-                inner = outer.result(timeout=max(0.0, deadline - time.time()))
+                inner = pending.result(timeout=max(0.0, deadline - time.time()))
                 scores[index] = inner.result(timeout=max(0.0, deadline - time.time()))
             except (MediaError, PairError, DeadlineExpired) as exc:
                 errors[index] = str(exc)
             except concurrent.futures.TimeoutError:
                 # Abandon the pair: the model thread skips cancelled items.
-                for future in (outer, inner):
+                for future in (pending, inner):
                     if future is not None:
                         future.cancel()
                 errors[index] = "deadline passed before the model reached this document"
