@@ -53,3 +53,57 @@ def test_testbed_up_prints_urls_and_down_stops_everything(tmp_path: Path) -> Non
     assert down.returncode == 0
     assert "stopped redis" in down.stdout and "stopped celery-worker" in down.stdout
     assert "no test bed is up" in _cli("testbed", "status", env=env).stdout
+
+
+def test_serve_refuses_an_invalid_config_with_the_reason(tmp_path: Path) -> None:
+    config = tmp_path / "sidecar.yaml"
+    config.write_text(
+        "rerank:\n  rules:\n    - {index: 'products*', profile: products}\n", encoding="utf-8"
+    )
+    result = _cli("serve", "--config", str(config), timeout=60)
+    assert result.returncode == 2
+    assert "rerank.rules.0.profile" in result.stderr
+    assert "no profile named 'products'" in result.stderr
+
+
+def test_serve_starts_from_yaml_with_environment_overrides(tmp_path: Path) -> None:
+    import json
+    import time
+    import urllib.request
+
+    from sidecar.testbed.ports import free_port
+
+    port = free_port()
+    config = tmp_path / "sidecar.yaml"
+    config.write_text(
+        "server: {port: 1}\n"
+        "upstream: {urls: ['http://127.0.0.1:9']}\n"
+        "rerank:\n  profiles: {p: {window: 5}}\n  rules: [{index: 'x*', profile: p}]\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "RERANK_SERVER__PORT": str(port)}  # the environment wins over YAML
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sidecar", "serve", "--config", str(config)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        health = None
+        while time.monotonic() < deadline and health is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_rerank/health") as answer:
+                    health = json.loads(answer.read())
+            except OSError:
+                assert process.poll() is None, process.stderr.read() if process.stderr else ""
+                time.sleep(0.2)
+        assert health == {"status": "ok"}
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=30)
+    # The access log is JSON lines on stderr.
+    access = [line for line in stderr.splitlines() if '"target": "/_rerank/health"' in line]
+    assert access, stderr[-2000:]
