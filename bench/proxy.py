@@ -49,6 +49,7 @@ from aiohttp import web  # noqa: E402
 
 from bench.report import machine, write_section  # noqa: E402
 from sidecar.app import create_app  # noqa: E402
+from sidecar.body import SERVER_OPTIONS  # noqa: E402
 from sidecar.event_loop import new_event_loop  # noqa: E402
 from sidecar.scoring.cache import CachedDispatcher, ScoreCache  # noqa: E402
 from sidecar.settings import (  # noqa: E402
@@ -258,7 +259,7 @@ def serve_sidecar_main(upstream: str) -> None:
 
     async def serve() -> None:
         app = create_app(sidecar_settings(upstream), dispatcher=ZeroCostDispatcher())
-        runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+        runner = web.AppRunner(app, **SERVER_OPTIONS, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         print(json.dumps({"port": runner.addresses[0][1]}), flush=True)

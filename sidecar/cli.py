@@ -236,6 +236,7 @@ def serve(
 
     from sidecar.access_log import JsonAccessLogger
     from sidecar.app import create_app
+    from sidecar.body import SERVER_OPTIONS
     from sidecar.event_loop import new_event_loop
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -244,12 +245,11 @@ def serve(
         settings = settings.model_copy(
             update={"upstream": settings.upstream.model_copy(update={"urls": upstream})}
         )
-    # A client that disconnects cancels its handler, so abandoned requests stop waiting.
     web.run_app(
         create_app(settings),
         host=host or settings.server.host,
         port=port if port is not None else settings.server.port,
-        handler_cancellation=True,
+        **SERVER_OPTIONS,
         access_log_class=JsonAccessLogger,
         access_log=logging.getLogger("rerank_sidecar.access"),
         access_log_format="",

@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from sidecar.body import BodyTooLarge, UnreadableEncoding, decode
 from sidecar.metrics import SidecarMetrics
 from sidecar.proxy.errors import engine_error, engine_error_body
 from sidecar.proxy.headers import end_to_end
@@ -39,8 +40,9 @@ from sidecar.search.rerank import (
 from sidecar.settings import Settings
 
 STATUS = "X-Rerank-Status"
-DROP_UPSTREAM = ("Content-Length", "X-Rerank")
-DROP_WIDENED = ("Content-Length", "X-Rerank", "Accept-Encoding")
+# A body the sidecar rewrote goes out as plain JSON: its old length and encoding no longer apply.
+DROP_UPSTREAM = ("Content-Length", "Content-Encoding", "X-Rerank")
+DROP_WIDENED = (*DROP_UPSTREAM, "Accept-Encoding")
 JSON_TYPES = ("application/json", "application/vnd.elasticsearch+json", "application/x-ndjson")
 
 
@@ -71,14 +73,19 @@ def _is_json(content_type: str) -> bool:
     return not content_type or content_type.split(";")[0].strip().lower() in JSON_TYPES
 
 
-async def _read(request: web.Request) -> bytes | web.Response:
+async def _read(request: web.Request) -> tuple[bytes, bytes | None] | web.Response:
+    """The body as sent, and decoded (None: an encoding the sidecar does not read, so the body
+    can only be passed on); a 413 in the engines' format when it is over the limit."""
     limit = request.app[SEARCH].settings.server.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         return _too_large(limit)
     try:
-        return await request.read()
-    except web.HTTPRequestEntityTooLarge:
+        raw = await request.read()
+        return raw, decode(raw, request.headers.get("Content-Encoding"), limit)
+    except (web.HTTPRequestEntityTooLarge, BodyTooLarge):
         return _too_large(limit)
+    except UnreadableEncoding:
+        return raw, None
 
 
 def _too_large(limit: int) -> web.Response:
@@ -100,14 +107,17 @@ def _json_object(raw: bytes) -> dict[str, Any] | None:
 
 async def search(request: web.Request) -> web.StreamResponse:
     context = request.app[SEARCH]
-    raw = await _read(request)
-    if isinstance(raw, web.Response):
-        return raw
+    read = await _read(request)
+    if isinstance(read, web.Response):
+        return read
+    raw, plain = read
     index = request.match_info.get("index")
     settings = context.settings
-    if b"rerank" not in raw and matching_profile(settings, index_names(index)) is None:
+    if plain is None or (
+        b"rerank" not in plain and matching_profile(settings, index_names(index)) is None
+    ):
         return await forward(request, raw or None)
-    body = _json_object(raw) if _is_json(request.headers.get("Content-Type", "")) else None
+    body = _json_object(plain) if _is_json(request.headers.get("Content-Type", "")) else None
     if body is None:
         # Not ours to judge: the engine answers malformed or non-JSON bodies as it always does.
         return await forward(request, raw or None)
@@ -264,13 +274,14 @@ def _plan_sub(
 
 async def msearch(request: web.Request) -> web.StreamResponse:
     context = request.app[SEARCH]
-    raw = await _read(request)
-    if isinstance(raw, web.Response):
-        return raw
+    read = await _read(request)
+    if isinstance(read, web.Response):
+        return read
+    raw, plain = read
     settings = context.settings
-    if b"rerank" not in raw and not settings.rerank.rules:
+    if plain is None or (b"rerank" not in plain and not settings.rerank.rules):
         return await forward(request, raw or None)
-    pairs = _split_ndjson(raw)
+    pairs = _split_ndjson(plain)
     if pairs is None or not _is_json(request.headers.get("Content-Type", "")):
         return await forward(request, raw or None)
     index = request.match_info.get("index")

@@ -21,12 +21,13 @@ def serve_in_thread(
     with ``access_log``, requests are logged there as ``serve`` logs them.
     """
     from sidecar.access_log import JsonAccessLogger
+    from sidecar.body import SERVER_OPTIONS
     from sidecar.event_loop import new_event_loop
 
     loop = new_event_loop()
     runner = web.AppRunner(
         app,
-        handler_cancellation=True,
+        **SERVER_OPTIONS,
         access_log=access_log,
         access_log_class=JsonAccessLogger,
     )

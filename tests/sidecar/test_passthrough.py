@@ -267,3 +267,32 @@ def test_an_unreachable_cluster_is_a_502_in_the_engine_format() -> None:
         error["status"] == 502
         and error["error"]["root_cause"][0]["type"] == "rerank_sidecar_upstream_unavailable"
     )
+
+
+def test_compressed_request_bodies_pass_through_as_sent(
+    opensearch: EngineHandle, os_proxy: str
+) -> None:
+    """elasticsearch-py / opensearch-py with http_compress=True gzip their request bodies."""
+    lines = "".join(
+        json.dumps({"index": {"_index": "gzip-bodies", "_id": str(i)}})
+        + "\n"
+        + json.dumps(d)
+        + "\n"
+        for i, d in enumerate(DOCS)
+    )
+    opensearch.client.indices.create(
+        index="gzip-bodies", body={"settings": {"number_of_replicas": 0}}
+    )
+    headers = {"Content-Type": "application/x-ndjson", "Content-Encoding": "gzip"}
+    status, _, body = _raw(
+        f"{os_proxy}/_bulk?refresh=true", "POST", gzip.compress(lines.encode()), headers
+    )
+    assert status == 200, body
+    assert json.loads(body)["errors"] is False
+    query = gzip.compress(json.dumps({"query": {"match": {"title": "red"}}}).encode())
+    search_headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    direct = _raw(f"{opensearch.url}/gzip-bodies/_search", "POST", query, search_headers)
+    through = _raw(f"{os_proxy}/gzip-bodies/_search", "POST", query, search_headers)
+    assert through[0] == direct[0] == 200
+    assert _strip_volatile(json.loads(through[2])) == _strip_volatile(json.loads(direct[2]))
+    assert json.loads(through[2])["hits"]["total"]["value"] == 2

@@ -497,3 +497,26 @@ def test_repeated_search_is_answered_from_the_score_cache(
     assert [h["_score"] for h in first.json()["hits"]["hits"]] == [
         h["_score"] for h in second.json()["hits"]["hits"]
     ]
+
+
+def test_a_compressed_search_body_is_reranked(
+    proxy: str, engine: EngineHandle, tiny_scorers: dict[str, Any]
+) -> None:
+    import gzip
+
+    baseline = direct_hits(engine, {"query": QUERY, "size": WINDOW})
+    expected = reranked_ids(baseline, reference_scores(tiny_scorers, baseline))
+    body = gzip.compress(json.dumps({"query": QUERY, "size": 3}).encode())
+
+    response = post(f"{proxy}/{INDEX}/_search", body, {"Content-Encoding": "gzip"})
+
+    assert response.status_code == 200, response.text
+    assert response.headers["X-Rerank-Status"] == "applied"
+    assert ids(response) == expected[:3]
+
+
+def test_the_official_client_with_compression_is_reranked(proxy: str, engine: EngineHandle) -> None:
+    client = type(engine.client)(proxy, http_compress=True)
+    result = client.search(index=INDEX, body={"query": QUERY, "size": 2})
+    assert [h["fields"]["_rerank_original_rank"] for h in result["hits"]["hits"]]
+    client.close()

@@ -13,6 +13,7 @@ from pydantic import SecretStr, ValidationError
 
 from sidecar.api.rerank.protocol import ErrorInfo, ErrorResponse, RerankRequest
 from sidecar.api.rerank.serving import ApiError, RerankService
+from sidecar.body import BodyTooLarge, UnreadableEncoding, read_body
 
 log = logging.getLogger(__name__)
 
@@ -88,13 +89,17 @@ async def rerank(request: web.Request) -> web.Response:
                 kind="authentication_error",
             )
         )
+    limit = request.app[MAX_BODY]
     try:
-        body = await request.json()
+        body = json.loads(await read_body(request, limit))
     except json.JSONDecodeError as exc:
         return _error(ApiError(400, f"the body is not valid JSON: {exc.msg}", "body"))
-    except web.HTTPRequestEntityTooLarge:
-        limit = request.app[MAX_BODY]
+    except UnicodeDecodeError:
+        return _error(ApiError(400, "the body is not UTF-8 JSON", "body"))
+    except BodyTooLarge:
         return _error(ApiError(413, f"the body is larger than the {limit}-byte limit", "body"))
+    except UnreadableEncoding as exc:
+        return _error(ApiError(415, str(exc), "body"))
     if not isinstance(body, dict):
         return _error(ApiError(400, "the body must be a JSON object", "body"))
     try:
