@@ -47,12 +47,16 @@ def decode(raw: bytes, content_encoding: str | None, limit: int) -> bytes:
     return out
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The decoded body. Raises BodyTooLarge or UnreadableEncoding."""
+async def read_body(request: web.Request, limit: int) -> tuple[bytes, bytes | None]:
+    """The body as sent, and decoded (None: an encoding the sidecar does not read, so the body
+    can only be passed on). Raises BodyTooLarge."""
     if request.content_length is not None and request.content_length > limit:
         raise BodyTooLarge(f"the body is larger than {limit} bytes")
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise BodyTooLarge(f"the body is larger than {limit} bytes") from None
-    return decode(raw, request.headers.get("Content-Encoding"), limit)
+    try:
+        return raw, decode(raw, request.headers.get("Content-Encoding"), limit)
+    except UnreadableEncoding:
+        return raw, None

@@ -51,9 +51,7 @@ class SidecarMetrics:
         self.searches.labels(outcome, reason).inc()
 
     def rerank(self, outcome: Outcome, model: str) -> None:
-        kind, _, rest = outcome.status.partition(";")
-        reason = rest.partition("=")[2] if kind == "degraded" else ""
-        self.searches.labels(kind, reason).inc()
+        self.searches.labels(outcome.kind, outcome.reason).inc()
         self.rerank_seconds.labels(model).observe(outcome.took_ms / 1000)
 
     def request(self, route: str, code: int, seconds: float) -> None:

@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from sidecar.body import BodyTooLarge, UnreadableEncoding, decode
+from sidecar.body import BodyTooLarge, read_body
 from sidecar.metrics import SidecarMetrics
 from sidecar.proxy.errors import engine_error, engine_error_body
 from sidecar.proxy.headers import end_to_end
@@ -74,18 +74,12 @@ def _is_json(content_type: str) -> bool:
 
 
 async def _read(request: web.Request) -> tuple[bytes, bytes | None] | web.Response:
-    """The body as sent, and decoded (None: an encoding the sidecar does not read, so the body
-    can only be passed on); a 413 in the engines' format when it is over the limit."""
+    """The body as sent and decoded (see ``read_body``), or a 413 in the engines' format."""
     limit = request.app[SEARCH].settings.server.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        return _too_large(limit)
     try:
-        raw = await request.read()
-        return raw, decode(raw, request.headers.get("Content-Encoding"), limit)
-    except (web.HTTPRequestEntityTooLarge, BodyTooLarge):
+        return await read_body(request, limit)
+    except BodyTooLarge:
         return _too_large(limit)
-    except UnreadableEncoding:
-        return raw, None
 
 
 def _too_large(limit: int) -> web.Response:
@@ -131,7 +125,7 @@ async def search(request: web.Request) -> web.StreamResponse:
     try:
         prepared = prepare(decision.plan, decision.body or body, list(request.query.items()))
     except BadPaging:
-        return await _forward_decision(request, raw, Decision(decision.body, skipped("paging")))
+        return await _forward_decision(request, raw, Decision(decision.body, "paging"))
     return await _reranked_search(request, prepared, raw, decision)
 
 
@@ -139,8 +133,8 @@ async def _forward_decision(
     request: web.Request, raw: bytes, decision: Decision
 ) -> web.StreamResponse:
     status = decision.status
-    if status is not None:
-        request.app[SEARCH].metrics.search("skipped", status.rpartition("=")[2])
+    if decision.skip_reason is not None:
+        request.app[SEARCH].metrics.search("skipped", decision.skip_reason)
     extra = {STATUS: status} if status else None
     if decision.body is None:
         return await forward(request, raw or None, extra_headers=extra)
@@ -193,9 +187,7 @@ async def _reranked_search(
     if status != 200 or not _is_json(headers.get("Content-Type", "")):
         # The engine refused the widened request: ask again with the client's own, so the
         # client gets the answer (and error positions) it would get without the sidecar.
-        return await _forward_decision(
-            request, raw, Decision(decision.body, skipped("engine_status"))
-        )
+        return await _forward_decision(request, raw, Decision(decision.body, "engine_status"))
     response = json.loads(engine_raw)
     try:
         outcome = await context.reranker.apply(prepared, response)
@@ -266,7 +258,7 @@ def _plan_sub(
             sub.prepared = prepare(plan, sub.decision.body or parsed, [])
             sub.body = _dumps(sub.prepared.body)
         except BadPaging:
-            sub.decision = Decision(sub.decision.body, skipped("paging"))
+            sub.decision = Decision(sub.decision.body, "paging")
     if sub.prepared is None and sub.decision.body is not None:
         sub.body = _dumps(sub.decision.body)
     return sub
@@ -287,6 +279,11 @@ async def msearch(request: web.Request) -> web.StreamResponse:
     index = request.match_info.get("index")
     switch = request.headers.get("X-Rerank")
     subs = [_plan_sub(settings, index, header, body, switch) for header, body in pairs]
+    for sub in subs:
+        if sub.error is not None:
+            context.metrics.search("invalid", "ext_rerank")
+        elif sub.decision is not None and sub.decision.skip_reason is not None:
+            context.metrics.search("skipped", sub.decision.skip_reason)
     if all(s.error is None and s.decision in (None, UNTOUCHED) for s in subs):
         return await forward(request, raw or None)
     sent = [s for s in subs if s.error is None]

@@ -44,21 +44,24 @@ class RerankPlan:
 
 @dataclass(frozen=True)
 class Decision:
-    """``body`` is None when the request goes on byte for byte; ``status`` is the
-    X-Rerank-Status header (None: the sidecar had nothing to do with this search)."""
+    """``body`` is None when the request goes on byte for byte; ``skip_reason`` says why a
+    search the sidecar looked at is not reranked (None with no plan: not its business)."""
 
     body: dict[str, Any] | None
-    status: str | None
+    skip_reason: str | None = None
     plan: RerankPlan | None = None
 
+    @property
+    def status(self) -> str | None:
+        """The X-Rerank-Status header of a search that is not reranked."""
+        return skipped(self.skip_reason) if self.skip_reason else None
 
-UNTOUCHED = Decision(body=None, status=None)
 
-# Requests whose response the merge could not read or whose pages must stay the engine's.
-_BLOCKING_PARAMS = {
-    "scroll": "scroll",
-    "filter_path": "filter_path",
-}
+UNTOUCHED = Decision(body=None)
+
+# Requests whose response the merge could not read or whose pages must stay the engine's;
+# each is also the skip reason.
+_BLOCKING_PARAMS = ("scroll", "filter_path")
 
 
 def skipped(reason: str) -> str:
@@ -84,9 +87,9 @@ def matching_profile(settings: Settings, names: Sequence[str]) -> str | None:
 
 
 def _blocked(body: Mapping[str, Any], params: Mapping[str, str]) -> str | None:
-    for param, reason in _BLOCKING_PARAMS.items():
+    for param in _BLOCKING_PARAMS:
         if param in params:
-            return reason
+            return param
     if params.get("format", "json") != "json":
         return "format"
     if "search_after" in body:
@@ -159,9 +162,9 @@ def decide(
     ext = parse_ext(ext_raw) if ext_raw is not None else None
 
     if rerank_header is not None and rerank_header.strip().lower() == "off":
-        return Decision(forwarded, skipped("header"))
+        return Decision(forwarded, "header")
     if ext is not None and ext.enabled is False:
-        return Decision(forwarded, skipped("disabled"))
+        return Decision(forwarded, "disabled")
 
     profile_name = ext.profile if ext is not None and ext.profile is not None else rule_profile
     profile: Profile | None = None
@@ -185,10 +188,10 @@ def decide(
 
     reason = _blocked(body, params)
     if reason is not None:
-        return Decision(forwarded, skipped(reason))
+        return Decision(forwarded, reason)
     query = _query(body, ext, params)
     if query is None:
-        return Decision(forwarded, skipped("no_query_text"))
+        return Decision(forwarded, "no_query_text")
     plan = RerankPlan(
         model=model,
         window=window,
@@ -202,7 +205,7 @@ def decide(
         max_doc_tokens=chosen.max_doc_tokens,
         profile=profile_name,
     )
-    return Decision(forwarded, None, plan)
+    return Decision(forwarded, plan=plan)
 
 
 def _without_ext_rerank(body: dict[str, Any]) -> dict[str, Any]:

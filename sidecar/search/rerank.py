@@ -35,11 +35,20 @@ class PreparedSearch:
 
 @dataclass(frozen=True)
 class Outcome:
-    """``status``: the X-Rerank-Status value; ``took_ms``: time spent reranking."""
+    """How one rerank went: ``applied`` (``unscored`` window hits had nothing scored) or
+    ``degraded`` for ``reason``; ``took_ms``: time spent reranking."""
 
-    status: str
+    kind: str
     took_ms: float
-    applied: bool
+    reason: str = ""
+    unscored: int = 0
+
+    @property
+    def status(self) -> str:
+        """The X-Rerank-Status value."""
+        if self.kind == "degraded":
+            return f"degraded; reason={self.reason}"
+        return f"applied; unscored={self.unscored}" if self.unscored else "applied"
 
 
 class RerankFailed(RuntimeError):
@@ -107,7 +116,6 @@ class SearchReranker:
         present = [d for d in documents if d is not None]
         scores: list[float | None] = [None] * len(window)
         failed = len(window) - len(present)
-        status = "applied"
         try:
             if present:
                 job = ScoringJob(
@@ -133,7 +141,7 @@ class SearchReranker:
             self._original_page(search, hits, response)
             took = (time.perf_counter() - started) * 1000
             _add_took(response, took)
-            return Outcome(f"degraded; reason={reason}", took, applied=False)
+            return Outcome("degraded", took, reason=reason)
         merged = merge(
             hits,
             scores,
@@ -149,11 +157,9 @@ class SearchReranker:
             hits_node["hits"] = merged.hits
             if merged.max_score is not None:
                 hits_node["max_score"] = merged.max_score
-        if failed:
-            status += f"; unscored={failed}"
         took = (time.perf_counter() - started) * 1000
         _add_took(response, took)
-        return Outcome(status, took, applied=True)
+        return Outcome("applied", took, unscored=failed)
 
     def _original_page(
         self, search: PreparedSearch, hits: list[dict[str, Any]], response: dict[str, Any]

@@ -13,7 +13,7 @@ from pydantic import SecretStr, ValidationError
 
 from sidecar.api.rerank.protocol import ErrorInfo, ErrorResponse, RerankRequest
 from sidecar.api.rerank.serving import ApiError, RerankService
-from sidecar.body import BodyTooLarge, UnreadableEncoding, read_body
+from sidecar.body import BodyTooLarge, read_body
 
 log = logging.getLogger(__name__)
 
@@ -91,15 +91,17 @@ async def rerank(request: web.Request) -> web.Response:
         )
     limit = request.app[MAX_BODY]
     try:
-        body = json.loads(await read_body(request, limit))
+        _, plain = await read_body(request, limit)
+        if plain is None:
+            encoding = request.headers.get("Content-Encoding")
+            return _error(ApiError(415, f"Content-Encoding {encoding!r} is not supported", "body"))
+        body = json.loads(plain)
     except json.JSONDecodeError as exc:
         return _error(ApiError(400, f"the body is not valid JSON: {exc.msg}", "body"))
     except UnicodeDecodeError:
         return _error(ApiError(400, "the body is not UTF-8 JSON", "body"))
     except BodyTooLarge:
         return _error(ApiError(413, f"the body is larger than the {limit}-byte limit", "body"))
-    except UnreadableEncoding as exc:
-        return _error(ApiError(415, str(exc), "body"))
     if not isinstance(body, dict):
         return _error(ApiError(400, "the body must be a JSON object", "body"))
     try:
