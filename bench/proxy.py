@@ -14,10 +14,10 @@ documents (``title``, ``description``), and measures three things:
   reranked at window 10).
 
 The load generator is always a separate process (this script with ``--loadgen``: an aiohttp
-client reading its phases as JSON on stdin and printing the measurements as JSON). The sidecar
-runs in a thread of this process for the first two parts and in a child process of its own
-(``--serve-sidecar``) for the memory part. Prints the tables and replaces the proxy section of
-docs/benchmarks.md unless ``--no-write``.
+client reading its phases as JSON on stdin and printing the measurements as JSON), and so is
+the sidecar, as in production (``--serve-sidecar``: the app `rerank-sidecar serve` builds, on
+its event loop, with the zero-cost scorer, alone or behind the score cache). Prints the tables
+and replaces the proxy section of docs/benchmarks.md unless ``--no-write``.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -59,7 +59,6 @@ from sidecar.settings import (  # noqa: E402
     UpstreamSettings,
 )
 from sidecar.testbed import engine_specs, start_engine, start_redis  # noqa: E402
-from sidecar.testbed.app_thread import serve_in_thread  # noqa: E402
 from workers.contract import ScoringJob, ScoringResult  # noqa: E402
 
 SCRIPT = str(Path(__file__).resolve())
@@ -250,21 +249,28 @@ def loadgen(phases: list[Phase]) -> list[Measured]:
 
 
 # ---------------------------------------------------------------------------------------------
-# The sidecar in a process of its own (--serve-sidecar), for the memory part
+# The sidecar in a process of its own (--serve-sidecar), as `rerank-sidecar serve` runs it
 
 
-def serve_sidecar_main(upstream: str) -> None:
-    """Serve the sidecar (zero-cost scorer) on a free loopback port; print the port as JSON;
-    stop when stdin closes."""
+def serve_sidecar_main(upstream: str, cache_redis: str | None) -> None:
+    """Serve the sidecar on a free loopback port with the zero-cost scorer (behind the score
+    cache on ``cache_redis`` when given); print the port as JSON. Each line read on stdin is
+    answered with the scorer's counters as JSON; the sidecar stops when stdin closes."""
 
     async def serve() -> None:
-        app = create_app(sidecar_settings(upstream), dispatcher=ZeroCostDispatcher())
+        scorer = ZeroCostDispatcher()
+        dispatcher: ZeroCostDispatcher | CachedDispatcher = scorer
+        if cache_redis is not None:
+            dispatcher = CachedDispatcher(scorer, ScoreCache(aioredis.Redis.from_url(cache_redis)))
+        app = create_app(sidecar_settings(upstream), dispatcher=dispatcher)
         runner = web.AppRunner(app, **SERVER_OPTIONS, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         print(json.dumps({"port": runner.addresses[0][1]}), flush=True)
+        loop = asyncio.get_running_loop()
         try:
-            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+            while await loop.run_in_executor(None, sys.stdin.readline):
+                print(json.dumps({"calls": scorer.calls, "pairs": scorer.pairs}), flush=True)
         finally:
             await runner.cleanup()
 
@@ -273,6 +279,62 @@ def serve_sidecar_main(upstream: str) -> None:
         loop.run_until_complete(serve())
     finally:
         loop.close()
+
+
+class SidecarProcess:
+    """A ``--serve-sidecar`` child: its URL, its pid, and its scorer's call count on demand."""
+
+    def __init__(self, upstream: str, cache_redis: str | None = None) -> None:
+        command = [sys.executable, SCRIPT, "--serve-sidecar", "--upstream", upstream]
+        if cache_redis is not None:
+            command += ["--cache-redis", cache_redis]
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in __exit__)
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True
+        )
+        self.pid = self.process.pid
+        try:
+            self.url = f"http://127.0.0.1:{self._read_line()['port']}"
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def _read_line(self) -> dict[str, int]:
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], 120)
+        line = self.process.stdout.readline() if ready else ""
+        if not line:
+            raise RuntimeError(f"the sidecar process does not answer:\n{self.log_tail()}")
+        answer: dict[str, int] = json.loads(line)
+        return answer
+
+    def scorer_calls(self) -> int:
+        assert self.process.stdin is not None
+        self.process.stdin.write("\n")
+        self.process.stdin.flush()
+        return self._read_line()["calls"]
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"the sidecar process exited:\n{self.log_tail()}")
+
+    def log_tail(self) -> str:
+        self._log.seek(0)
+        return self._log.read()[-3000:].decode(errors="replace")
+
+    def __enter__(self) -> SidecarProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.close()  # the sidecar stops when its stdin closes
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process.stdout.close()
+        self._log.close()
 
 
 def rss_kib(pid: int) -> tuple[int, int]:
@@ -477,9 +539,8 @@ class RerankRow:
 def measure_rerank(
     engine_url: str,
     zero_url: str,
-    cached_url: str,
+    cached: SidecarProcess,
     args: argparse.Namespace,
-    inner: ZeroCostDispatcher,
 ) -> tuple[list[RerankRow], int]:
     """Rows of both variants, and the inner scorer's calls while the cache was measured."""
     windows, clients = int_list(args.windows), int_list(args.rerank_clients)
@@ -487,9 +548,9 @@ def measure_rerank(
     path = f"/{SEARCH_INDEX}/_search"
     # One pass of every reranked query through the cached sidecar fills the cache.
     loadgen(
-        [maker(cached_url, path, search_bodies(window=w), 1, "applied")(QUERIES) for w in windows]
+        [maker(cached.url, path, search_bodies(window=w), 1, "applied")(QUERIES) for w in windows]
     )
-    calls_before = inner.calls
+    calls_before = cached.scorer_calls()
     plan = Plan()
     cells = []
     for w in windows:
@@ -497,17 +558,17 @@ def measure_rerank(
         plan.add(
             maker(engine_url, path, direct, 1)(warmup),
             maker(zero_url, path, reranked, 1, "applied")(warmup),
-            maker(cached_url, path, reranked, 1, "applied")(warmup),
+            maker(cached.url, path, reranked, 1, "applied")(warmup),
         )
         for c in clients:
             makers = [
                 maker(engine_url, path, direct, c),
                 maker(zero_url, path, reranked, c, "applied"),
-                maker(cached_url, path, reranked, c, "applied"),
+                maker(cached.url, path, reranked, c, "applied"),
             ]
             cells.append((w, c, plan.cell(args.rounds, total, makers)))
     results = loadgen(plan.phases)
-    calls = inner.calls - calls_before
+    calls = cached.scorer_calls() - calls_before
     rows_zero, rows_cached = [], []
     for w, c, pick in cells:
         direct_m, zero_m, cached_m = pick(results)
@@ -527,56 +588,22 @@ class MemoryResult:
 
 
 def measure_memory(engine_url: str, args: argparse.Namespace) -> MemoryResult:
-    with tempfile.TemporaryFile() as log:
-        child = subprocess.Popen(
-            [sys.executable, SCRIPT, "--serve-sidecar", "--upstream", engine_url],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-        )
-        try:
-            return _memory_run(child, log, args)
-        finally:
-            assert child.stdin is not None and child.stdout is not None
-            child.stdin.close()  # the sidecar stops when its stdin closes
-            try:
-                child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
-            child.stdout.close()
-
-
-def _memory_run(
-    child: subprocess.Popen[str], log: IO[bytes], args: argparse.Namespace
-) -> MemoryResult:
-    assert child.stdout is not None
-
-    def log_tail() -> str:
-        log.seek(0)
-        return log.read()[-3000:].decode(errors="replace")
-
-    ready, _, _ = select.select([child.stdout], [], [], 120)
-    line = child.stdout.readline() if ready else ""
-    if not line:
-        raise RuntimeError(f"the sidecar process did not start:\n{log_tail()}")
-    url = f"http://127.0.0.1:{json.loads(line)['port']}"
-    path = f"/{SEARCH_INDEX}/_search"
-    query = {"match": {"description": f"{COMMON} q__N__"}}  # a query text of its own each
-    mix = [
-        json.dumps({"query": query}),
-        json.dumps({"query": query, "ext": {"rerank": {"window": 10}}}),
-    ]
-    expect = ["absent", "applied"]
-    requests, clients = sized(args, "requests_memory"), args.memory_clients
-    warmup = max(500, sized(args, "warmup") * 10)
-    loadgen([Phase(url, path, mix, warmup, clients, expect, record=False, unique=True)])
-    before, _ = rss_kib(child.pid)
-    [run] = loadgen([Phase(url, path, mix, requests, clients, expect, record=False, unique=True)])
-    after, peak = rss_kib(child.pid)
-    if child.poll() is not None:
-        raise RuntimeError(f"the sidecar process exited:\n{log_tail()}")
+    with SidecarProcess(engine_url) as sidecar:
+        path = f"/{SEARCH_INDEX}/_search"
+        query = {"match": {"description": f"{COMMON} q__N__"}}  # a query text of its own each
+        mix = [
+            json.dumps({"query": query}),
+            json.dumps({"query": query, "ext": {"rerank": {"window": 10}}}),
+        ]
+        expect = ["absent", "applied"]
+        requests, clients = sized(args, "requests_memory"), args.memory_clients
+        warmup = max(500, sized(args, "warmup") * 10)
+        unique: dict[str, Any] = {"record": False, "unique": True}
+        loadgen([Phase(sidecar.url, path, mix, warmup, clients, expect, **unique)])
+        before, _ = rss_kib(sidecar.pid)
+        [run] = loadgen([Phase(sidecar.url, path, mix, requests, clients, expect, **unique)])
+        after, peak = rss_kib(sidecar.pid)
+        sidecar.check_alive()
     return MemoryResult(requests, clients, before, after, peak, run.rps)
 
 
@@ -685,8 +712,9 @@ def render(
         f"(test bed, heap {Settings().testbed.heap}, 1 shard), {args.docs} small documents "
         f"(`title`, `description`). The sidecar and the engine share the machine's cores with "
         f"the load generator, a separate process (aiohttp, one keep-alive session, no "
-        f"Accept-Encoding); the sidecar runs on loopback in a thread of the bench process "
-        f"(the memory run: in its own process). Each cell's requests are split into "
+        f"Accept-Encoding); the sidecar runs on loopback in a process of its own, on the "
+        f"event loop `rerank-sidecar serve` uses (uvloop), without access logs. Each cell's "
+        f"requests are split into "
         f"{args.rounds} rounds alternating direct and sidecar, after a warm-up. "
         f"*Pass-through*: `POST /{SEARCH_INDEX}/_search` with a match query (no rule, no "
         f"`ext.rerank`; {searches} requests per cell) and `POST /{BULK_INDEX}/_bulk` with "
@@ -735,12 +763,13 @@ def main() -> None:
     parser.add_argument("--loadgen", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-sidecar", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--upstream", help=argparse.SUPPRESS)
+    parser.add_argument("--cache-redis", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.loadgen:
         loadgen_main()
         return
     if args.serve_sidecar:
-        serve_sidecar_main(args.upstream)
+        serve_sidecar_main(args.upstream, args.cache_redis)
         return
     windows = int_list(args.windows)
     if max(windows) > MAX_WINDOW:
@@ -760,22 +789,20 @@ def main() -> None:
         print("warming the engine up …", file=sys.stderr)
         mixed = [*search_bodies(), *search_bodies(size=100), *search_bodies(size=max(windows))]
         loadgen([maker(engine.url, f"/{SEARCH_INDEX}/_search", mixed, 4)(max(300, 3 * warmup))])
-        settings = sidecar_settings(engine.url)
         redis_server = start_redis(base)
         try:
-            zero, inner = ZeroCostDispatcher(), ZeroCostDispatcher()
-            cache = ScoreCache(aioredis.Redis.from_url(redis_server.url))
-            cached = CachedDispatcher(inner, cache)
             with (
-                serve_in_thread(create_app(settings, dispatcher=zero)) as zero_url,
-                serve_in_thread(create_app(settings, dispatcher=cached)) as cached_url,
+                SidecarProcess(engine.url) as zero,
+                SidecarProcess(engine.url, cache_redis=redis_server.url) as cached,
             ):
                 print("pass-through …", file=sys.stderr)
                 passthrough = measure_passthrough(
-                    engine.url, zero_url, args, int_list(args.clients)
+                    engine.url, zero.url, args, int_list(args.clients)
                 )
                 print("rerank path …", file=sys.stderr)
-                rerank, cache_calls = measure_rerank(engine.url, zero_url, cached_url, args, inner)
+                rerank, cache_calls = measure_rerank(engine.url, zero.url, cached, args)
+                zero.check_alive()
+                cached.check_alive()
         finally:
             redis_server.stop()
         if not args.skip_memory:
