@@ -12,7 +12,6 @@ here: they pass through.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from sidecar.body import BodyTooLarge, read_body
+from sidecar.jsonio import dumps, loads
 from sidecar.metrics import SidecarMetrics
 from sidecar.proxy.errors import engine_error, engine_error_body
 from sidecar.proxy.headers import end_to_end
@@ -65,10 +65,6 @@ def add_search_routes(app: web.Application, context: SearchContext) -> None:
         app.router.add_route(method, "/{index}/_msearch", msearch)
 
 
-def _dumps(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-
-
 def _is_json(content_type: str) -> bool:
     return not content_type or content_type.split(";")[0].strip().lower() in JSON_TYPES
 
@@ -93,7 +89,7 @@ def _too_large(limit: int) -> web.Response:
 
 def _json_object(raw: bytes) -> dict[str, Any] | None:
     try:
-        value = json.loads(raw) if raw.strip() else {}
+        value = loads(raw) if raw.strip() else {}
     except (ValueError, UnicodeDecodeError):
         return None
     return value if isinstance(value, dict) else None
@@ -139,7 +135,7 @@ async def _forward_decision(
     if decision.body is None:
         return await forward(request, raw or None, extra_headers=extra)
     return await forward(
-        request, _dumps(decision.body), drop=DROP_UPSTREAM, extra_headers=extra, rewritten=True
+        request, dumps(decision.body), drop=DROP_UPSTREAM, extra_headers=extra, rewritten=True
     )
 
 
@@ -178,9 +174,7 @@ async def _reranked_search(
     request: web.Request, prepared: PreparedSearch, raw: bytes, decision: Decision
 ) -> web.StreamResponse:
     context = request.app[SEARCH]
-    answer = await _engine_call(
-        request, _dumps(prepared.body), _path_with(request, prepared.params)
-    )
+    answer = await _engine_call(request, dumps(prepared.body), _path_with(request, prepared.params))
     if isinstance(answer, web.Response):
         return answer
     status, headers, engine_raw = answer
@@ -188,7 +182,7 @@ async def _reranked_search(
         # The engine refused the widened request: ask again with the client's own, so the
         # client gets the answer (and error positions) it would get without the sidecar.
         return await _forward_decision(request, raw, Decision(decision.body, "engine_status"))
-    response = json.loads(engine_raw)
+    response = loads(engine_raw)
     try:
         outcome = await context.reranker.apply(prepared, response)
     except RerankFailed as exc:
@@ -200,7 +194,7 @@ async def _reranked_search(
             headers={STATUS: f"failed; reason={exc.reason}"},
         )
     context.metrics.rerank(outcome, prepared.plan.model)
-    return _respond(request, 200, headers, _dumps(response), _headers_of(outcome, prepared))
+    return _respond(request, 200, headers, dumps(response), _headers_of(outcome, prepared))
 
 
 def _headers_of(outcome: Outcome, prepared: PreparedSearch) -> dict[str, str]:
@@ -256,11 +250,11 @@ def _plan_sub(
     if plan is not None:
         try:
             sub.prepared = prepare(plan, sub.decision.body or parsed, [])
-            sub.body = _dumps(sub.prepared.body)
+            sub.body = dumps(sub.prepared.body)
         except BadPaging:
             sub.decision = Decision(sub.decision.body, "paging")
     if sub.prepared is None and sub.decision.body is not None:
-        sub.body = _dumps(sub.decision.body)
+        sub.body = dumps(sub.decision.body)
     return sub
 
 
@@ -296,7 +290,7 @@ async def msearch(request: web.Request) -> web.StreamResponse:
     statuses = [s.status() for s in subs]
     if status != 200 or not _is_json(headers.get("Content-Type", "")):
         return _respond(request, status, headers, engine_raw, {STATUS: skipped("engine_status")})
-    response = json.loads(engine_raw)
+    response = loads(engine_raw)
     engine_items = iter(response.get("responses", []))
     items: list[Any] = [s.error if s.error is not None else next(engine_items, None) for s in subs]
     started = time.perf_counter()
@@ -321,4 +315,4 @@ async def msearch(request: web.Request) -> web.StreamResponse:
     response["responses"] = items
     if isinstance(response.get("took"), int):
         response["took"] += round((time.perf_counter() - started) * 1000)
-    return _respond(request, 200, headers, _dumps(response), {STATUS: ", ".join(statuses)})
+    return _respond(request, 200, headers, dumps(response), {STATUS: ", ".join(statuses)})

@@ -73,8 +73,13 @@ def merge(
         n for n, r in enumerate(rerank) if min_score is None or r >= min_score
     ]  # positions within `scored`
     keep.sort(key=lambda n: (-new[n], scored[n]))
-    ordered: list[Hit] = []
-    for n in keep:
+    scored_set = set(scored)
+    ordered: list[Hit] = [window_hits[scored[n]] for n in keep]
+    ordered.extend(hit for i, hit in enumerate(window_hits) if i not in scored_set)
+    ordered.extend(hits[window:])
+    stop = page.start + page.size
+    # Only the page's hits reach the client: annotate those, not the whole window.
+    for n in keep[page.start : stop]:
         hit = window_hits[scored[n]]
         if hit_fields:
             extra = hit.setdefault("fields", {})
@@ -82,14 +87,8 @@ def merge(
             extra[ORIGINAL_SCORE_FIELD] = [original[n]]
             extra[ORIGINAL_RANK_FIELD] = [scored[n] + 1]
         hit["_score"] = new[n]
-        ordered.append(hit)
-    scored_set = set(scored)
-    ordered.extend(hit for i, hit in enumerate(window_hits) if i not in scored_set)
-    ordered.extend(hits[window:])
     max_score = new[keep[0]] if keep else None
-    return Merged(
-        hits=ordered[page.start : page.start + page.size], max_score=max_score, reranked=len(keep)
-    )
+    return Merged(hits=ordered[page.start : stop], max_score=max_score, reranked=len(keep))
 
 
 def _score(hit: Hit) -> float | None:
