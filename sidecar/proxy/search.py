@@ -187,12 +187,7 @@ async def _reranked_search(
         outcome = await context.reranker.apply(prepared, response)
     except RerankFailed as exc:
         context.metrics.search("failed", exc.reason)
-        return engine_error(
-            exc.status,
-            f"rerank_sidecar_{exc.reason}",
-            str(exc),
-            headers={STATUS: f"failed; reason={exc.reason}"},
-        )
+        return engine_error(exc.status, exc.error_type, str(exc), headers={STATUS: exc.header})
     context.metrics.rerank(outcome, prepared.plan.model)
     return _respond(request, 200, headers, dumps(response), _headers_of(outcome, prepared))
 
@@ -303,10 +298,8 @@ async def msearch(request: web.Request) -> web.StreamResponse:
             outcome = await context.reranker.apply(sub.prepared, item)
         except RerankFailed as exc:
             context.metrics.search("failed", exc.reason)
-            items[position] = engine_error_body(
-                exc.status, f"rerank_sidecar_{exc.reason}", str(exc)
-            )
-            statuses[position] = f"failed; reason={exc.reason}"
+            items[position] = engine_error_body(exc.status, exc.error_type, str(exc))
+            statuses[position] = exc.header
             return
         context.metrics.rerank(outcome, sub.prepared.plan.model)
         statuses[position] = outcome.status

@@ -59,6 +59,16 @@ class RerankFailed(RuntimeError):
         self.status = status
         self.reason = reason
 
+    @property
+    def error_type(self) -> str:
+        """The ``error.type`` the client sees, e.g. ``rerank_sidecar_timeout``."""
+        return f"rerank_sidecar_{self.reason}"
+
+    @property
+    def header(self) -> str:
+        """The X-Rerank-Status value of a search that failed this way."""
+        return f"failed; reason={self.reason}"
+
 
 class BadPaging(ValueError):
     """from/size are not what the engine accepts; it should answer that itself."""
