@@ -35,7 +35,7 @@ import tempfile
 import time
 import urllib.request
 import zlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -262,17 +262,54 @@ def loadgen(phases: list[Phase]) -> list[Measured]:
 # The sidecar in a process of its own (--serve-sidecar), as `rerank-sidecar serve` runs it
 
 
-def serve_sidecar_main(upstream: str, cache_redis: str | None) -> None:
+FLOOR_SESSION = web.AppKey("floor_session", aiohttp.ClientSession)
+
+
+def minimal_proxy(upstream: str) -> web.Application:
+    """The reference: the least an aiohttp proxy does per request (read the body, send it on
+    with its Content-Type, answer with the engine's status, Content-Type and body). It is not
+    transparent (every other header is dropped); what it costs is aiohttp's own floor."""
+    app = web.Application()
+
+    async def session(app: web.Application) -> AsyncIterator[None]:
+        app[FLOOR_SESSION] = aiohttp.ClientSession(
+            auto_decompress=False, skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept")
+        )
+        yield
+        await app[FLOOR_SESSION].close()
+
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.read()
+        kind = {"Content-Type": request.headers.get("Content-Type", "application/json")}
+        url = upstream + request.path_qs
+        async with request.app[FLOOR_SESSION].request(
+            request.method, url, data=body, headers=kind
+        ) as answer:
+            data = await answer.read()
+            kind = {"Content-Type": answer.headers.get("Content-Type", "application/json")}
+            return web.Response(body=data, status=answer.status, headers=kind)
+
+    app.cleanup_ctx.append(session)
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
+def serve_sidecar_main(upstream: str, cache_redis: str | None, minimal: bool) -> None:
     """Serve the sidecar on a free loopback port with the zero-cost scorer (behind the score
-    cache on ``cache_redis`` when given); print the port as JSON. Each line read on stdin is
-    answered with the scorer's counters as JSON; the sidecar stops when stdin closes."""
+    cache on ``cache_redis`` when given), or the minimal proxy; print the port as JSON. Each
+    line read on stdin is answered with the scorer's counters as JSON; it stops when stdin
+    closes."""
 
     async def serve() -> None:
         scorer = ZeroCostDispatcher()
         dispatcher: ZeroCostDispatcher | CachedDispatcher = scorer
         if cache_redis is not None:
             dispatcher = CachedDispatcher(scorer, ScoreCache(aioredis.Redis.from_url(cache_redis)))
-        app = create_app(sidecar_settings(upstream), dispatcher=dispatcher)
+        app = (
+            minimal_proxy(upstream)
+            if minimal
+            else create_app(sidecar_settings(upstream), dispatcher=dispatcher)
+        )
         runner = web.AppRunner(app, **SERVER_OPTIONS, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -294,10 +331,14 @@ def serve_sidecar_main(upstream: str, cache_redis: str | None) -> None:
 class SidecarProcess:
     """A ``--serve-sidecar`` child: its URL, its pid, and its scorer's call count on demand."""
 
-    def __init__(self, upstream: str, cache_redis: str | None = None) -> None:
+    def __init__(
+        self, upstream: str, cache_redis: str | None = None, minimal: bool = False
+    ) -> None:
         command = [sys.executable, SCRIPT, "--serve-sidecar", "--upstream", upstream]
         if cache_redis is not None:
             command += ["--cache-redis", cache_redis]
+        if minimal:
+            command.append("--minimal")
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in __exit__)
         self.process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True
@@ -484,6 +525,7 @@ class PassRow:
     clients: int
     direct: Measured
     sidecar: Measured
+    minimal: Measured  # the minimal aiohttp proxy, the reference
 
     @property
     def added_p50(self) -> float:
@@ -497,9 +539,17 @@ class PassRow:
     def ratio(self) -> float:
         return self.sidecar.rps / self.direct.rps
 
+    @property
+    def minimal_added_p50(self) -> float:
+        return self.minimal.p50 - self.direct.p50
+
 
 def measure_passthrough(
-    engine_url: str, sidecar: SidecarProcess, args: argparse.Namespace, clients: list[int]
+    engine_url: str,
+    sidecar: SidecarProcess,
+    minimal: SidecarProcess,
+    args: argparse.Namespace,
+    clients: list[int],
 ) -> list[PassRow]:
     searches, bulks, warmup = sized(args, "searches"), sized(args, "bulks"), sized(args, "warmup")
     search = search_bodies()
@@ -512,7 +562,8 @@ def measure_passthrough(
     ndjson: dict[str, Any] = {"content_type": "application/x-ndjson", "bulk": True}
     plan = Plan()
     watched: dict[str, Any] = {"cpu_pid": sidecar.pid}
-    for url, expect in ((engine_url, ""), (sidecar.url, "absent")):
+    reference: dict[str, Any] = {"cpu_pid": minimal.pid}
+    for url, expect in ((engine_url, ""), (sidecar.url, "absent"), (minimal.url, "")):
         plan.add(maker(url, search_path, search, 8, expect)(warmup))
         plan.add(maker(url, bulk_path, bulk_text, 8, **ndjson)(max(5, warmup // 10)))
     cells = []
@@ -520,19 +571,21 @@ def measure_passthrough(
         makers = [
             maker(engine_url, search_path, search, c),
             maker(sidecar.url, search_path, search, c, "absent", **watched),
+            maker(minimal.url, search_path, search, c, **reference),
         ]
         cells.append(("search", c, plan.cell(args.rounds, searches, makers)))
     for c in clients:
         makers = [
             maker(engine_url, bulk_path, bulk_text, c, **ndjson),
             maker(sidecar.url, bulk_path, bulk_text, c, **ndjson, **watched),
+            maker(minimal.url, bulk_path, bulk_text, c, **ndjson, **reference),
         ]
         cells.append((f"_bulk ({args.bulk_docs} docs)", c, plan.cell(args.rounds, bulks, makers)))
     results = loadgen(plan.phases)
     rows = []
     for operation, c, pick in cells:
-        direct, sidecar = pick(results)
-        rows.append(PassRow(operation, c, direct, sidecar))
+        direct, through_sidecar, through_minimal = pick(results)
+        rows.append(PassRow(operation, c, direct, through_sidecar, through_minimal))
     return rows
 
 
@@ -644,15 +697,18 @@ def render(
     lines = [
         "| operation | clients | direct p50 (ms) | direct p99 (ms) | direct req/s "
         "| sidecar p50 (ms) | sidecar p99 (ms) | sidecar req/s | added p50 (ms) "
-        "| added p99 (ms) | throughput sidecar/direct | sidecar CPU per request (ms) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| added p99 (ms) | throughput sidecar/direct | sidecar CPU per request (ms) "
+        "| minimal proxy: added p50 (ms) | minimal proxy: CPU per request (ms) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: | ---: |",
     ]
     for r in passthrough:
         lines.append(
             f"| {r.operation} | {r.clients} | {r.direct.p50:.2f} | {r.direct.p99:.2f} | "
             f"{r.direct.rps:.0f} | {r.sidecar.p50:.2f} | {r.sidecar.p99:.2f} | "
             f"{r.sidecar.rps:.0f} | {r.added_p50:+.2f} | {r.added_p99:+.2f} | {r.ratio:.0%} | "
-            f"{r.sidecar.cpu_ms_per_request:.2f} |"
+            f"{r.sidecar.cpu_ms_per_request:.2f} | {r.minimal_added_p50:+.2f} | "
+            f"{r.minimal.cpu_ms_per_request:.2f} |"
         )
     lines += [
         "",
@@ -741,7 +797,11 @@ def render(
         f"direct; *sidecar CPU per request* is the sidecar process's user + system CPU time "
         f"(/proc/<pid>/stat) over its requests of the cell: its cost per request, which the "
         f"engine's and the load generator's moving share of the cores does not blur as it "
-        f"blurs latencies. Budgets: added p50 ≤ {BUDGET_ADDED_P50_MS} ms: "
+        f"blurs latencies. The *minimal proxy* is the reference beside it in the same cells: "
+        f"an aiohttp app of a dozen lines that reads the body, sends it on with its "
+        f"Content-Type and answers with the engine's status, Content-Type and body (not "
+        f"transparent: other headers are dropped), on the same event loop: what aiohttp "
+        f"itself costs per proxied request. Budgets: added p50 ≤ {BUDGET_ADDED_P50_MS} ms: "
         f"{verdict(p50_fail)}; added p99 "
         f"≤ {BUDGET_ADDED_P99_MS} ms: {verdict(p99_fail)}; throughput ≥ "
         f"{BUDGET_THROUGHPUT:.0%} of direct: {verdict(rps_fail)}.{shared} *Rerank path, model time "
@@ -787,12 +847,13 @@ def main() -> None:
     parser.add_argument("--serve-sidecar", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--upstream", help=argparse.SUPPRESS)
     parser.add_argument("--cache-redis", help=argparse.SUPPRESS)
+    parser.add_argument("--minimal", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.loadgen:
         loadgen_main()
         return
     if args.serve_sidecar:
-        serve_sidecar_main(args.upstream, args.cache_redis)
+        serve_sidecar_main(args.upstream, args.cache_redis, args.minimal)
         return
     windows = int_list(args.windows)
     if max(windows) > MAX_WINDOW:
@@ -817,9 +878,11 @@ def main() -> None:
             with (
                 SidecarProcess(engine.url) as zero,
                 SidecarProcess(engine.url, cache_redis=redis_server.url) as cached,
+                SidecarProcess(engine.url, minimal=True) as minimal,
             ):
                 print("pass-through …", file=sys.stderr)
-                passthrough = measure_passthrough(engine.url, zero, args, int_list(args.clients))
+                clients = int_list(args.clients)
+                passthrough = measure_passthrough(engine.url, zero, minimal, args, clients)
                 print("rerank path …", file=sys.stderr)
                 rerank, cache_calls = measure_rerank(engine.url, zero, cached, args)
                 zero.check_alive()
