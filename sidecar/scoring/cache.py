@@ -39,9 +39,12 @@ def score_keys(
         sort_keys=True,
         ensure_ascii=False,
     ).encode()
+    # The shared part is hashed once; each pair continues from a copy of that state (the same
+    # digest as hashing shared + material, a third cheaper).
+    base = hashlib.sha256(shared)
     keys = []
     for doc in docs:
-        hasher = hashlib.sha256(shared)
+        hasher = base.copy()
         # The content fields in their declared order (repr of str/list/None is deterministic):
         # several times cheaper than a model_dump + sorted json.dumps per document.
         material = repr([getattr(doc, name) for name in CONTENT_FIELDS])
