@@ -6,6 +6,10 @@ model; the model thread takes the oldest pending pairs (a window), sorts them by
 the length-group that holds the oldest pair, within a padded-token budget (longest × count).
 Pairs whose deadline has passed or whose caller gave up are dropped before they cost anything.
 A batch that fails is retried pair by pair, so an error always belongs to one pair.
+
+Each job's media work runs under a ``MediaJob`` (its deadline and media byte budget), active on
+the thread that resolves the query and on each preparing thread, so fetching and video decoding
+stop at the deadline instead of holding a preparation thread past it.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from workers.media import MediaError
+from workers.media import MediaError, MediaJob, MediaLimits
 from workers.scoring.base import (
     PairError,
     Prepared,
@@ -76,6 +80,8 @@ class Batcher:
         self.max_batch = max_batch
         self.window = window
         self.observer: BatchObserver = observer or _NoObserver()
+        media = getattr(model, "media", None)
+        self._media_limits: MediaLimits | None = getattr(media, "limits", None)
         self._pending: deque[_Item] = deque()
         self._wakeup = threading.Condition()
         self._closed = False
@@ -100,8 +106,11 @@ class Batcher:
         """Score one job; blocks the calling thread until every pair is scored or failed."""
         scores: list[float | None] = [None] * len(documents)
         errors: dict[int, str] = {}
+        job = MediaJob.for_limits(self._media_limits, deadline)
         try:
-            resolved_query = self.model.resolve(query)
+            # The query's media are prepared again with every document: count them that often.
+            with job.active(copies=len(documents)):
+                resolved_query = self.model.resolve(query)
         except (MediaError, PairError) as exc:
             reason = f"query: {exc}"
             return ScoreOutcome(scores, [(i, reason) for i in range(len(documents))])
@@ -111,8 +120,12 @@ class Batcher:
         def prepare_and_submit(
             index: int, document: Mapping[str, Any]
         ) -> concurrent.futures.Future[float]:
-            document = cut_document(self.model, document, max_doc_tokens)
-            prepared = self.model.prepare(resolved_query, self.model.resolve(document), instruction)
+            if time.time() >= deadline:
+                raise DeadlineExpired("deadline passed before this document was prepared")
+            with job.active():
+                document = cut_document(self.model, document, max_doc_tokens)
+                resolved = self.model.resolve(document)
+                prepared = self.model.prepare(resolved_query, resolved, instruction)
             lengths[index] = prepared.length
             return self._submit(prepared, deadline)
 

@@ -7,9 +7,10 @@ and a worker of different versions fail loudly instead of silently dropping a fi
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 CONTRACT_VERSION: Literal[1] = 1
 
@@ -20,13 +21,32 @@ class _Message(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _valid_unicode(value: Any) -> Any:
+    """Lone surrogates (a JSON ``"\\ud800"`` parses into one) become U+FFFD: they cannot be
+    encoded, so they would break cache keys, tokenizers and logs far from where they came in."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return _LONE_SURROGATE.sub("\ufffd", value)
+        return value
+    if isinstance(value, list):
+        return [_valid_unicode(item) for item in value]
+    return value
+
+
 class Content(_Message):
     """A query or a document: any of text, image and video. Media travel as URLs or references,
-    never as bytes; a list means several images (or frames) in order."""
+    never as bytes; a list means several images (or several videos, or frames) in order."""
 
     text: str | None = None
     image: str | list[str] | None = None
-    video: str | list[str] | None = None
+    video: str | list[str] | list[str | list[str]] | None = None
+
+    _unicode = field_validator("text", "image", "video", mode="after")(_valid_unicode)
 
 
 class Document(Content):
@@ -92,6 +112,21 @@ class DocumentError(_Message):
     error: str
 
 
+WORKER_HEARTBEAT_S = 5.0
+"""How often a scoring worker says, per model it serves, that it is alive."""
+WORKER_STALE_S = 20.0
+"""A worker not heard from for this long no longer counts as serving its models."""
+
+
+def heartbeat_key(model: str) -> str:
+    """The Redis sorted set of the workers serving ``model``: member = the worker's node name,
+    score = Unix time of its last heartbeat. The sidecar reads it to answer ``no_worker`` at once
+    instead of queueing a job nobody will take.
+
+    Example: ``rerank:workers:qwen3-vl-reranker-2b``."""
+    return f"rerank:workers:{model}"
+
+
 SCORE_TASK = "rerank.score"
 """Name of the Celery task that takes a ScoringJob dict and returns a ScoringResult dict."""
 
@@ -111,6 +146,8 @@ __all__ = [
     "BUILTIN_MODELS",
     "CONTRACT_VERSION",
     "SCORE_TASK",
+    "WORKER_HEARTBEAT_S",
+    "WORKER_STALE_S",
     "Content",
     "Document",
     "DocumentError",
@@ -119,5 +156,6 @@ __all__ = [
     "Priority",
     "ScoringJob",
     "ScoringResult",
+    "heartbeat_key",
     "queue_name",
 ]

@@ -8,12 +8,17 @@ Rules, all enforced here:
   addresses are refused unless an allow-listed network contains them.
 - A byte cap (Content-Length first, then counted while streaming), a total time cap, and a
   content-type check (image/* for images, video/* or octet-stream for videos).
-- Bodies land in an on-disk cache keyed by the URL's SHA-256, written atomically.
+- Bodies land in an on-disk cache keyed by the URL's SHA-256, written atomically, and the cache
+  stays under ``max_cache_bytes``: a hit refreshes the file's mtime, and when the directory grows
+  past the cap the least recently used files are removed down to 90 % of it. Several worker
+  processes may share the directory, so a file may vanish at any time: a vanished hit is fetched
+  again, a vanished eviction candidate is skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import hashlib
 import ipaddress
@@ -21,6 +26,7 @@ import os
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,10 +36,10 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
-from workers.media import MediaError
+from workers.address_policy import refusal
+from workers.media import MediaDeadline, MediaError, current_job
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @dataclass(frozen=True)
@@ -50,19 +56,14 @@ class FetchPolicy:
     user_agent: str = "rerank-sidecar-media/0.1"
 
 
-def _refused(address: IPAddress, policy: FetchPolicy) -> bool:
-    if any(address in network for network in policy.allow_networks):
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return not address.is_global or address.is_multicast
-
-
 def check_address(host: str, address: str, policy: FetchPolicy) -> None:
-    if _refused(ipaddress.ip_address(address.split("%", 1)[0]), policy):
+    """Raise MediaError unless ``address`` (of ``host``) is public in every form it takes (see
+    ``workers.address_policy``) or in an allow-listed network."""
+    reason = refusal(ipaddress.ip_address(address.split("%", 1)[0]), policy.allow_networks)
+    if reason is not None:
         raise MediaError(
-            f"host {host} resolves to {address}, a private, loopback, link-local or reserved "
-            "address; media are fetched from public addresses only"
+            f"host {host} resolves to {address}, {reason}; media are fetched from public "
+            "addresses only"
         )
 
 
@@ -92,13 +93,33 @@ def _content_type_ok(kind: str, content_type: str) -> bool:
     return main.startswith("video/") or main in {"application/octet-stream", "application/mp4"}
 
 
+DEFAULT_CACHE_MAX_BYTES = 2 * 1024**3
+EVICT_TO = 0.9
+"""Eviction removes the least recently used files until the cache holds 90 % of its cap, so it
+runs once per ~10 % of growth rather than on every new file."""
+RESCAN_EVERY = 32
+"""Files saved between full scans of the directory (other processes write to it too)."""
+STALE_PART_S = 600.0
+"""A staging file older than this belongs to a fetch that died; eviction removes it."""
+
+
 class MediaFetcher:
     """Async fetcher with a disk cache. Use ``BlockingMediaFetcher`` from worker threads."""
 
-    def __init__(self, cache_dir: Path, policy: FetchPolicy | None = None) -> None:
+    def __init__(
+        self,
+        cache_dir: Path,
+        policy: FetchPolicy | None = None,
+        max_cache_bytes: int = DEFAULT_CACHE_MAX_BYTES,
+    ) -> None:
         self.cache_dir = Path(cache_dir)
         self.policy = policy or FetchPolicy()
+        self.max_cache_bytes = max_cache_bytes
         self._session: aiohttp.ClientSession | None = None
+        self._cache_bytes: int | None = None
+        """The directory's size at the last scan plus what this process saved since."""
+        self._saved_since_scan = 0
+        self._cache_lock = threading.Lock()
 
     def cache_path(self, url: str) -> Path:
         return self.cache_dir / hashlib.sha256(url.encode()).hexdigest()
@@ -120,11 +141,13 @@ class MediaFetcher:
 
     async def fetch(self, url: str, kind: str) -> Path:
         cached = self.cache_path(url)
-        if cached.is_file():
+        if self._hit(cached):
             return cached
         try:
             async with asyncio.timeout(self.policy.timeout_s):
-                return await self._fetch_following_redirects(url, kind, cached)
+                path = await self._fetch_following_redirects(url, kind, cached)
+            self._saved(path)
+            return path
         except TimeoutError:
             raise MediaError(
                 f"{kind} URL {url} took longer than {self.policy.timeout_s:g}s"
@@ -193,6 +216,79 @@ class MediaFetcher:
                 os.unlink(staging)
         return target
 
+    # the cache's size cap
+
+    def _hit(self, cached: Path) -> bool:
+        """A cached file, marked as just used; False when absent (or evicted meanwhile)."""
+        try:
+            _touch(cached)
+        except FileNotFoundError:
+            return False
+        return cached.is_file()
+
+    def _saved(self, path: Path) -> None:
+        try:
+            _touch(path)
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return
+        with self._cache_lock:
+            self._saved_since_scan += 1
+            if self._cache_bytes is None or self._saved_since_scan >= RESCAN_EVERY:
+                self._cache_bytes = self._scan_size()
+                self._saved_since_scan = 0
+            else:
+                self._cache_bytes += size
+            if self._cache_bytes > self.max_cache_bytes:
+                self._cache_bytes = self.evict(keep=path)
+
+    def _entries(self) -> list[tuple[float, int, Path]]:
+        """(mtime, size, path) of the cache's files; files that vanish meanwhile are skipped."""
+        entries: list[tuple[float, int, Path]] = []
+        try:
+            scan = os.scandir(self.cache_dir)
+        except FileNotFoundError:
+            return entries
+        with scan:
+            for entry in scan:
+                try:
+                    stat = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if entry.is_file(follow_symlinks=False):
+                    entries.append((stat.st_mtime, stat.st_size, Path(entry.path)))
+        return entries
+
+    def _scan_size(self) -> int:
+        return sum(size for _, size, _ in self._entries())
+
+    def evict(self, keep: Path | None = None) -> int:
+        """Remove least recently used files until the cache holds at most 90 % of its cap;
+        returns the size left. ``keep`` (the file just fetched) is never removed, and a staging
+        file is removed only once it is stale."""
+        entries = self._entries()
+        total = sum(size for _, size, _ in entries)
+        target = int(self.max_cache_bytes * EVICT_TO)
+        now = time.time()
+        for mtime, size, path in sorted(entries):
+            if total <= target:
+                break
+            if path == keep:
+                continue
+            if path.name.startswith(".part-") and now - mtime < STALE_PART_S:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            total -= size  # gone, by us or by another process
+        return total
+
+
+def _touch(path: Path) -> None:
+    """Set the mtime to now from the fine clock (the kernel's own "now" is coarse, ~4 ms, and
+    the eviction order must tell apart uses that close)."""
+    now = time.time_ns()
+    os.utime(path, ns=(now, now))
+
 
 class BlockingMediaFetcher:
     """Runs a MediaFetcher on its own event-loop thread so scoring threads can call it."""
@@ -206,8 +302,23 @@ class BlockingMediaFetcher:
         self._thread.start()
 
     def __call__(self, url: str, kind: str) -> Path:
+        """Fetch ``url``; waits at most the fetch timeout, and never past the deadline of the
+        thread's job (``workers.media.current_job``)."""
+        job = current_job()
+        wait = self._fetcher.policy.timeout_s + 5
+        remaining = job.remaining_s()
+        if remaining is not None:
+            if remaining <= 0:
+                raise MediaDeadline(f"deadline passed before {kind} URL {url} was fetched")
+            wait = min(wait, remaining)
         future = asyncio.run_coroutine_threadsafe(self._fetcher.fetch(url, kind), self._loop)
-        return future.result(timeout=self._fetcher.policy.timeout_s + 5)
+        try:
+            return future.result(timeout=wait)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            if remaining is not None and wait == remaining:
+                raise MediaDeadline(f"deadline passed while fetching {kind} URL {url}") from None
+            raise MediaError(f"{kind} URL {url} took longer than {wait:g}s") from None
 
     def close(self) -> None:
         asyncio.run_coroutine_threadsafe(self._fetcher.close(), self._loop).result(timeout=10)

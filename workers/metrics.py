@@ -66,6 +66,19 @@ class WorkerMetrics:
             ["model"],
             registry=r,
         )
+        self.redelivered_jobs = Counter(
+            "rerank_worker_redelivered_jobs",
+            "Jobs that arrived again after a worker died while running them",
+            ["model"],
+            registry=r,
+        )
+        self.dead_lettered_jobs = Counter(
+            "rerank_worker_dead_lettered_jobs",
+            "Jobs answered with an error, not run, because they had been delivered more than "
+            "max_deliveries times (workers died while running them)",
+            ["model"],
+            registry=r,
+        )
 
     def observer(self, model: str) -> _ModelObserver:
         return _ModelObserver(self, model)

@@ -14,7 +14,7 @@ from celery.exceptions import TaskRevokedError
 
 from sidecar.scoring.celery_client import celery_client
 from sidecar.settings import Settings, WorkerSettings
-from sidecar.testbed import RunningWorker, start_redis, start_worker
+from sidecar.testbed import RunningWorker, start_worker
 from sidecar.testbed.ports import free_port
 from tests.conftest import ScoringWorkerHandle
 from workers.contract import SCORE_TASK, ModelSpec, ScoringJob, ScoringResult, queue_name
@@ -183,17 +183,6 @@ def test_worker_health_and_metrics(scoring_worker: ScoringWorkerHandle) -> None:
     assert scoring_worker.metric("rerank_worker_tokens_total", "tiny-text") > 0
 
 
-@pytest.fixture
-def own_redis_url(settings: Settings) -> Iterator[str]:
-    """A Redis of its own for tests that must know which worker takes a job: the session's
-    scoring worker serves the same models and would take jobs from a shared queue."""
-    server = start_redis(settings)
-    try:
-        yield server.url
-    finally:
-        server.stop()
-
-
 def test_worker_killed_mid_job_loses_no_job(
     settings: Settings,
     own_redis_url: str,
@@ -201,10 +190,12 @@ def test_worker_killed_mid_job_loses_no_job(
     media_dir: Path,
     tiny_scorers: dict[str, Scorer],
 ) -> None:
+    # The worker caps a job at task_time_limit_s (the threads pool enforces no Celery limit):
+    # the job below takes about 1.5 s on 2 cores, so it runs when killed and finishes in time.
     quick = dict(
-        visibility_timeout_s=6.0,
-        task_soft_time_limit_s=3.0,
-        task_time_limit_s=4.0,
+        visibility_timeout_s=7.0,
+        task_soft_time_limit_s=5.0,
+        task_time_limit_s=6.0,
         redelivery_check_s=1.0,
     )
     text_only = {"tiny-text": tiny_registry["tiny-text"]}
@@ -214,7 +205,7 @@ def test_worker_killed_mid_job_loses_no_job(
         models=text_only,
         worker_settings=_worker_settings(media_dir, **quick),
     )
-    docs = [{"text": f"document {i} " + "long text " * 400} for i in range(400)]
+    docs = [{"text": f"document {i} " + "long text " * 400} for i in range(80)]
     job = _job("tiny-text", {"text": "red shoes"}, docs, deadline=time.time() + 120)
     result = _send(first, job)
     try:

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
-from sidecar.testbed.app_thread import serve_in_thread
+from sidecar.testbed.app_thread import serve_in_thread as serve_app
 from sidecar.testbed.ports import free_port
 from tests.workers.media_files import mp4, png
 from workers.fetch import BlockingMediaFetcher, FetchPolicy, MediaFetcher
@@ -54,6 +54,9 @@ def media_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     app = web.Application()
     app.router.add_get("/red.png", body(red, "image/png"))
+    for i in range(3):
+        frame = _png_bytes((128, 96), (i * 40, 90, 200 - i * 30))
+        app.router.add_get(f"/frames/{i}.png", body(frame, "image/png"))
     app.router.add_get("/clip.mp4", body(clip, "video/mp4"))
     app.router.add_get("/page", body(b"<html></html>", "text/html"))
     app.router.add_get("/big.png", body(b"\0" * 300_000, "image/png"))
@@ -64,7 +67,7 @@ def media_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     app.router.add_get("/to-metadata", redirect("http://169.254.169.254/latest/meta-data/"))
     app.router.add_get("/loop", redirect("/loop"))
 
-    with serve_in_thread(app) as url:
+    with serve_app(app) as url:
         yield url
 
 
@@ -131,11 +134,32 @@ def test_loopback_is_refused_unless_allow_listed(tmp_path: Path, media_server: s
         "http://[::1]/a.png",
         "http://[::ffff:127.0.0.1]/a.png",
         "http://0.0.0.0/a.png",
+        "http://[64:ff9b::a9fe:a9fe]/latest/meta-data",  # NAT64 of the metadata service
+        "http://[64:ff9b::10.0.0.1]/a.png",
+        "http://[2002:a9fe:a9fe::1]/a.png",  # 6to4
+        "http://[::127.0.0.1]/a.png",  # IPv4-compatible
+        "http://[fec0::1]/a.png",  # site-local
+        "http://[64:ff9b:1::1]/a.png",  # local-use NAT64
+        "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/a.png",  # Teredo
     ],
 )
-def test_private_and_special_addresses_are_refused(fetch: BlockingMediaFetcher, url: str) -> None:
-    with pytest.raises(MediaError, match="public addresses only"):
-        fetch(url, "image")
+def test_private_and_special_addresses_are_refused(url: str, tmp_path: Path) -> None:
+    strict = BlockingMediaFetcher(MediaFetcher(tmp_path, FetchPolicy(timeout_s=2.0)))
+    try:
+        with pytest.raises(MediaError, match="public addresses only"):
+            strict(url, "image")
+    finally:
+        strict.close()
+
+
+def test_numeric_host_spellings_of_loopback_are_refused(tmp_path: Path) -> None:
+    strict = BlockingMediaFetcher(MediaFetcher(tmp_path, FetchPolicy(timeout_s=2.0)))
+    try:
+        for url in ("http://2130706433/a.png", "http://0x7f000001/a.png", "http://0177.0.0.1/a"):
+            with pytest.raises(MediaError, match=r"public addresses only|canonical"):
+                strict(url, "image")
+    finally:
+        strict.close()
 
 
 def test_non_http_schemes_are_refused(fetch: BlockingMediaFetcher) -> None:
@@ -212,3 +236,22 @@ def test_bad_media_documents_fail_alone(
     assert sorted(reasons) == sorted(bad)
     for index, (_, reason) in bad.items():
         assert reason in reasons[index], (index, reasons[index])
+
+
+def test_frames_given_as_urls_score_like_the_same_frames_as_paths(
+    vl_with_fetcher: tuple[Scorer, Path], media_server: str
+) -> None:
+    """A list of image URLs (query string and all) is one frame-list video, as in the official
+    code: the extension is read from the URL's path."""
+    scorer, root = vl_with_fetcher
+    paths = [png(root / f"f{i}.png", (128, 96), (i * 40, 90, 200 - i * 30)) for i in range(3)]
+    urls = [f"{media_server}/frames/{i}.png?v=2" for i in range(3)]
+    by_url, by_path = scorer.score(
+        {"text": "frames"}, [{"video": urls}, {"video": [str(p) for p in paths]}]
+    )
+    assert by_url is not None
+    assert by_url == pytest.approx(by_path, abs=1e-6)
+    model = scorer.model
+    prepared = model.prepare(model.resolve({"text": "q"}), model.resolve({"video": urls}), None)
+    [grid] = prepared.vision["video_grid_thw"].tolist()
+    assert grid[0] == 2  # 3 frames padded to 4: one video, not three

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.workers.media_files import mp4, png
+from tests.workers.media_files import mp4, png, video
 from workers.scoring import Scorer, load_scorer
 from workers.scoring.prompts import SYSTEM_MESSAGE
 from workers.scoring.qwen3_vl import truncate_keeping_special
@@ -25,6 +25,10 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("media")
     png(root / "shoe.png", (256, 384), (200, 30, 30))
     mp4(root / "clip.mp4")
+    mp4(root / "clip2.mp4", frames=20, size=(96, 64), fps=5)
+    for i in range(6):
+        png(root / f"frame{i}.png", (128, 96), (i * 40, 90, 200 - i * 30))
+    video(root / "anim.gif", "gif", 45, (32, 32), 10, pix_fmt="rgb8")
     return root
 
 
@@ -165,3 +169,72 @@ def test_text_truncation_cuts_the_body_from_the_end(
     assert len(cut) == len(full) - 3
     assert cut[-suffix:] == full[-suffix:]
     assert cut[:-suffix] == full[: len(full) - suffix - 3]
+
+
+VIDEO_PART = "<|vision_start|><|video_pad|><|vision_end|>"
+
+
+def _grids(scorer: Scorer, document: dict) -> list[list[int]]:  # type: ignore[type-arg]
+    prepared = _prepare(scorer, {"text": "clip"}, document)
+    return prepared.vision["video_grid_thw"].tolist()  # type: ignore[no-any-return]
+
+
+def _frames(root: Path, count: int = 6) -> list[str]:
+    return [str(root / f"frame{i % 6}.png") for i in range(count)]
+
+
+def test_vl_video_lists_follow_the_official_reading(vl: Scorer, media_dir: Path) -> None:
+    """QwenLM/Qwen3-VL-Embedding format_mm_content: a str or a list starting with an image is
+    one video; any other list is several videos, each a file or a frame list. (Checked once
+    against the official code on these documents: equal scores, docs/decisions/0007.)"""
+    clip, clip2 = str(media_dir / "clip.mp4"), str(media_dir / "clip2.mp4")
+    frames = _frames(media_dir)
+    [one_clip] = _grids(vl, {"video": clip})
+    [one_clip2] = _grids(vl, {"video": clip2})
+    [six_frames] = _grids(vl, {"video": frames})
+    assert one_clip[0] == 2 and one_clip2[0] == 2 and six_frames[0] == 3
+    assert _grids(vl, {"video": [clip, clip2]}) == [one_clip, one_clip2]
+    assert _grids(vl, {"video": [clip, frames]}) == [one_clip, six_frames]
+    assert _grids(vl, {"video": [frames, clip]}) == [six_frames, one_clip]
+    text = vl.model.prompt_text({"text": "q"}, vl.model.resolve({"video": [frames, clip]}), None)  # type: ignore[attr-defined]
+    assert text.endswith(f"<Document>:{VIDEO_PART}{VIDEO_PART}{TAIL}")
+
+
+def test_vl_frame_lists_are_sampled_to_64_frames(vl: Scorer, media_dir: Path) -> None:
+    [grid] = _grids(vl, {"video": _frames(media_dir, 100)})
+    assert grid[0] == 32  # 64 frames, 2 per temporal patch
+
+
+def test_vl_gif_is_a_video_file_alone_and_a_frame_in_a_list(vl: Scorer, media_dir: Path) -> None:
+    gif = str(media_dir / "anim.gif")
+    assert _grids(vl, {"video": gif})[0][0] == 2  # 4.5 s at 1 fps: 4 frames
+    assert _grids(vl, {"video": [gif]})[0][0] == 1  # one frame (its first), padded to 2
+
+
+def test_vl_empty_video_list_is_no_video(vl: Scorer) -> None:
+    text = vl.model.prompt_text({"text": "q"}, vl.model.resolve({"video": []}), None)  # type: ignore[attr-defined]
+    assert text.endswith(f"<Document>:NULL{TAIL}")
+
+
+def test_vl_list_starting_with_an_image_is_one_frame_list(vl: Scorer, media_dir: Path) -> None:
+    """The first element decides: an image path makes the list one frame sequence, so a video
+    file later in it is read as an image and fails that document (the official code fails the
+    same way, and then silently scores a bare NULL prompt)."""
+    frames, clip = _frames(media_dir, 3), str(media_dir / "clip.mp4")
+    docs = [{"video": [*frames, clip]}, {"video": [clip, *frames]}, {"text": "ok"}]
+    outcome = vl.score_with_errors({"text": "clip"}, docs)
+    reasons = dict(outcome.errors)
+    assert "clip.mp4 could not be decoded" in reasons[0]
+    # The other way round it is four videos, and a PNG is no video.
+    assert "could not be decoded" in reasons[1]
+    assert outcome.scores[2] is not None
+
+
+def test_vl_video_list_documents_batched_equal_single(vl: Scorer, media_dir: Path) -> None:
+    clip, clip2 = str(media_dir / "clip.mp4"), str(media_dir / "clip2.mp4")
+    frames = _frames(media_dir)
+    docs = [{"video": [clip, clip2]}, {"video": [frames, clip]}, {"video": frames[:4]}]
+    batched = vl.score({"text": "clip"}, docs)
+    single = [vl.score({"text": "clip"}, [doc])[0] for doc in docs]
+    assert None not in batched
+    assert max(abs(a - b) for a, b in zip(batched, single, strict=True)) <= 1e-5  # type: ignore[operator]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,20 @@ def test_qwen3_vl_chat_template_renders_media_placeholders(
         "<|vision_start|><|image_pad|><|vision_end|>NULL<|im_end|>\n"
         "<|im_start|>assistant\n"
     )
+
+
+def test_loading_the_qwen_checkpoints_shows_no_mistral_regex_warning(
+    tiny_model_dirs: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    from transformers.utils import logging as hf_logging
+
+    from workers.scoring import load_scorer
+
+    hf_logging.enable_propagation()  # transformers' loggers do not reach pytest's by default
+    try:
+        with caplog.at_level(logging.WARNING):
+            scorers = [load_scorer(path) for path in tiny_model_dirs.values()]
+    finally:
+        hf_logging.disable_propagation()
+    assert scorers
+    assert not [r for r in caplog.records if "incorrect regex pattern" in r.getMessage()]

@@ -14,7 +14,14 @@ from typing import Any, Protocol
 
 import torch
 
-from workers.media import MediaError
+from workers.media import MediaError, MediaJob
+
+QWEN_REGEX_AS_IS = False
+"""``fix_mistral_regex`` for the Qwen tokenizers: keep their pre-tokenizer as it is (the default).
+transformers 4.57.3 warns that a tokenizer "has an incorrect regex pattern" for every local
+checkpoint saved by 4.57.3 itself (the tiny test models, and any checkpoint re-saved locally),
+whatever its family; the regex fix concerns Mistral tokenizers only. Saying so explicitly
+silences the spurious warning and changes no token."""
 
 
 class PairError(ValueError):
@@ -142,14 +149,18 @@ class Scorer:
     ) -> ScoreOutcome:
         scores: list[float | None] = [None] * len(documents)
         errors: list[tuple[int, str]] = []
+        media = getattr(self.model, "media", None)
+        job = MediaJob.for_limits(getattr(media, "limits", None), deadline=None)
         try:
-            resolved_query = self.model.resolve(query)
+            with job.active(copies=len(documents)):
+                resolved_query = self.model.resolve(query)
         except (MediaError, PairError) as exc:
             reason = f"query: {exc}"
             return ScoreOutcome(scores, [(i, reason) for i in range(len(documents))])
         documents = [cut_document(self.model, d, max_doc_tokens) for d in documents]
         prepared: dict[int, Prepared] = {}
-        for index, item in enumerate(self._prepare_all(resolved_query, documents, instruction)):
+        prepared_all = self._prepare_all(resolved_query, documents, instruction, job)
+        for index, item in enumerate(prepared_all):
             if isinstance(item, Prepared):
                 prepared[index] = item
             else:
@@ -170,6 +181,7 @@ class Scorer:
         query: Mapping[str, Any],
         documents: Sequence[Mapping[str, Any]],
         instruction: str | None,
+        job: MediaJob,
     ) -> list[Prepared | MediaError | PairError]:
         prepare_many = getattr(self.model, "prepare_many", None)
         if prepare_many is not None:  # text models tokenize the whole request in one call
@@ -177,7 +189,9 @@ class Scorer:
         out: list[Prepared | MediaError | PairError] = []
         for document in documents:
             try:
-                out.append(self.model.prepare(query, self.model.resolve(document), instruction))
+                with job.active():
+                    resolved = self.model.resolve(document)
+                    out.append(self.model.prepare(query, resolved, instruction))
             except (MediaError, PairError) as exc:
                 out.append(exc)
         return out

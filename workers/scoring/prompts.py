@@ -8,11 +8,10 @@ the text ``NULL``. Qwen3-Reranker (text): fixed prefix and suffix around one for
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
+from workers.media import VisionLimits, sample_frames, split_videos
 
 SYSTEM_MESSAGE = (
     "Judge whether the Document meets the requirements based on the Query and the Instruct "
@@ -28,17 +27,6 @@ TEXT_PREFIX = f"<|im_start|>system\n{SYSTEM_MESSAGE}<|im_end|>\n<|im_start|>user
 TEXT_SUFFIX = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
 
 
-@dataclass(frozen=True)
-class VisionLimits:
-    """The official Qwen3-VL reranker's media limits (pixels are counted per frame or image)."""
-
-    min_pixels: int = 4 * 32 * 32
-    max_pixels: int = 1800 * 32 * 32
-    fps: float = 1.0
-    max_frames: int = 64
-    total_pixels: int = 10 * 768 * 32 * 32
-
-
 def _as_list(value: Any) -> list[Any]:
     if value is None:
         return []
@@ -46,27 +34,17 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def _videos(value: Any) -> list[Any]:
-    """One video is a string or a list of frames; a list of those is several videos."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    items = list(value)
-    if items and all(isinstance(item, list | tuple) for item in items):
-        return items
-    return [items]
-
-
-def _evenly(frames: Sequence[Any], count: int) -> list[Any]:
-    """``count`` frames spread evenly over ``frames``, with the official code's own rounding."""
-    if len(frames) <= count:
-        return list(frames)
-    return [frames[i] for i in np.linspace(0, len(frames) - 1, count, dtype=int).tolist()]
+    """The official reading of ``video`` (``format_mm_content`` / ``is_video_input``): one video
+    when it is a str, or a list whose first element is a PIL image or an image path (a frame
+    sequence); otherwise a list of videos, each a str (file or URL) or a list (frames); an empty
+    list is no video. A resolved side carries a ``VideoList`` (the decision already made on the
+    raw references) and is taken as it is."""
+    return split_videos(value)
 
 
 def vl_content(side: Mapping[str, Any], prefix: str, limits: VisionLimits) -> list[dict[str, Any]]:
     """The content parts of one side (query or document). Media must already be resolved to
-    local objects: PIL images, video file paths, or lists of PIL frames."""
+    local objects: PIL images, and video file paths or lists of PIL frames (a ``VideoList``)."""
     parts: list[dict[str, Any]] = [{"type": "text", "text": prefix}]
     texts = _as_list(side.get("text"))
     images = _as_list(side.get("image"))
@@ -76,18 +54,23 @@ def vl_content(side: Mapping[str, Any], prefix: str, limits: VisionLimits) -> li
         return parts
     for video in videos:
         if isinstance(video, list):
+            if not video:  # the official code adds no part for an empty frame sequence
+                continue
             parts.append(
                 {
                     "type": "video",
-                    "video": _evenly(video, limits.max_frames),
+                    "video": sample_frames(video, limits.max_frames),
                     "total_pixels": limits.total_pixels,
                 }
             )
-        else:
-            path = video if video.startswith("file://") else "file://" + video
+        elif isinstance(video, str):
+            remote_or_file = video.startswith(("file://", "http://", "https://"))
+            path = video if remote_or_file else "file://" + video
             parts.append(
                 {"type": "video", "video": path, "fps": limits.fps, "max_frames": limits.max_frames}
             )
+        else:
+            raise TypeError(f"unrecognized video type: {type(video).__name__}")
     for image in images:
         parts.append(
             {
@@ -125,3 +108,16 @@ def text_body(query: str, document: str, instruction: str | None) -> str:
     if instruction is None:
         instruction = TEXT_DEFAULT_INSTRUCTION
     return f"<Instruct>: {instruction}\n<Query>: {query}\n<Document>: {document}"
+
+
+__all__ = [
+    "SYSTEM_MESSAGE",
+    "TEXT_DEFAULT_INSTRUCTION",
+    "TEXT_PREFIX",
+    "TEXT_SUFFIX",
+    "VL_DEFAULT_INSTRUCTION",
+    "VisionLimits",
+    "text_body",
+    "vl_content",
+    "vl_messages",
+]

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from workers.scoring.base import PairError, Prepared, left_pad
+from workers.scoring.base import QWEN_REGEX_AS_IS, PairError, Prepared, left_pad
 from workers.scoring.prompts import TEXT_DEFAULT_INSTRUCTION, TEXT_PREFIX, TEXT_SUFFIX, text_body
 
 MAX_LENGTH = 8192
@@ -44,7 +44,9 @@ class Qwen3TextReranker:
         default_instruction: str = TEXT_DEFAULT_INSTRUCTION,
         revision: str | None = None,
     ) -> None:
-        self.tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left", revision=revision)
+        self.tokenizer = AutoTokenizer.from_pretrained(
+            path, padding_side="left", revision=revision, fix_mistral_regex=QWEN_REGEX_AS_IS
+        )
         full = AutoModelForCausalLM.from_pretrained(
             path, dtype=dtype, attn_implementation=attn_implementation, revision=revision
         )

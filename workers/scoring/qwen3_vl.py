@@ -17,11 +17,15 @@ from qwen_vl_utils import process_vision_info
 from transformers import AutoProcessor, Qwen3VLForConditionalGeneration
 
 from workers.media import MediaError, MediaResolver
-from workers.scoring.base import PairError, Prepared, left_pad
+from workers.scoring import video_reader
+from workers.scoring.base import QWEN_REGEX_AS_IS, PairError, Prepared, left_pad
 from workers.scoring.prompts import VL_DEFAULT_INSTRUCTION, VisionLimits, vl_messages
 
-# qwen-vl-utils 0.0.14 (pinned for parity with the official code) reads video files through
-# torchvision's reader, which warns on every call that it is deprecated.
+# qwen-vl-utils 0.0.14 (pinned for parity with the official code) would read video files through
+# torchvision's reader, which decodes every frame; ours decodes only the sampled ones and returns
+# the same frames (workers/scoring/video_reader.py). The stock reader, kept for the parity tests,
+# warns on every call that it is deprecated.
+video_reader.install()
 warnings.filterwarnings(
     "ignore",
     message="The video decoding and encoding capabilities of torchvision are deprecated",
@@ -69,7 +73,9 @@ class Qwen3VLReranker:
         full = Qwen3VLForConditionalGeneration.from_pretrained(
             path, dtype=dtype, attn_implementation=attn_implementation, revision=revision
         )
-        self.processor = AutoProcessor.from_pretrained(path, revision=revision)
+        self.processor = AutoProcessor.from_pretrained(
+            path, revision=revision, fix_mistral_regex=QWEN_REGEX_AS_IS
+        )
         tokenizer = self.processor.tokenizer
         yes, no = tokenizer.convert_tokens_to_ids("yes"), tokenizer.convert_tokens_to_ids("no")
         weight = full.lm_head.weight.detach()
@@ -83,7 +89,8 @@ class Qwen3VLReranker:
         self.dtype = dtype
         self.max_length = max_length
         self.limits = limits or VisionLimits()
-        self.media = media or MediaResolver()
+        self.media = media or MediaResolver(vision=self.limits)
+        video_reader.configure(self.media.limits)
         self.default_instruction = default_instruction
         self.pad_token_id: int = tokenizer.pad_token_id
         self.special_ids = set(tokenizer.all_special_ids)
