@@ -21,13 +21,15 @@ def serve_in_thread(
     with ``access_log``, requests are logged there as ``serve`` logs them.
     """
     from sidecar.access_log import JsonAccessLogger
-    from sidecar.body import SERVER_OPTIONS
+    from sidecar.app import RUNNER_OPTIONS, runner_options
     from sidecar.event_loop import new_event_loop
+    from sidecar.settings import ServerSettings
 
     loop = new_event_loop()
     runner = web.AppRunner(
         app,
-        **SERVER_OPTIONS,
+        # A sidecar app carries its options; any other app (a stand-in server) gets the defaults.
+        **(app.get(RUNNER_OPTIONS) or runner_options(ServerSettings())),
         access_log=access_log,
         access_log_class=JsonAccessLogger,
     )

@@ -43,8 +43,16 @@ class Distribution:
         return f"{repository.rstrip('/')}/{group_path}/{self.artifact}/maven-metadata.xml"
 
 
-def fetch(dist: Distribution, cache_dir: Path, repository: str) -> Path:
-    """The zip of ``dist`` in the cache's Maven repository, downloading it with mvn if needed."""
+def fetch(
+    dist: Distribution,
+    cache_dir: Path,
+    repository: str,
+    *,
+    version_setting: str = "RERANK_TESTBED__OPENSEARCH_VERSION",
+) -> Path:
+    """The zip of ``dist`` in the cache's Maven repository, downloading it with mvn if needed.
+
+    ``version_setting`` is the environment variable a failure message tells the user to set."""
     local_repo = cache_dir / "m2"
     zip_path = dist.path_in(local_repo)
     if zip_path.is_file():
@@ -77,10 +85,14 @@ def fetch(dist: Distribution, cache_dir: Path, repository: str) -> Path:
     if result.returncode != 0 or not zip_path.is_file():
         output = (result.stdout + result.stderr).strip().splitlines()
         reason = "\n".join(line for line in output[-8:] if line.strip())
+        listing = f"listed in {dist.metadata_url(repository)}"
+        if dist.group.startswith("org.elasticsearch") and dist.version.startswith("9."):
+            # Checked 2026-12-01: served by exact version, missing from the metadata file.
+            listing += "; Elasticsearch 9.x zips are served though that file lists none: 9.2.4"
         raise ArtifactUnavailableError(
             f"could not fetch {dist.coordinate} from {repository}:\n{reason}\n"
-            f"Pick a version that is served (listed in {dist.metadata_url(repository)}) and set "
-            "it in the test-bed settings, e.g. RERANK_TESTBED__OPENSEARCH_VERSION."
+            f"Pick a version that is served ({listing}) and set it in the test-bed settings: "
+            f"{version_setting}."
         )
     return zip_path
 

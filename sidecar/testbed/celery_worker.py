@@ -12,13 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
 from celery import Celery
 
 from sidecar.scoring.celery_client import celery_client
 from sidecar.settings import Settings, WorkerSettings
 from sidecar.testbed.errors import ServiceStartError
 from sidecar.testbed.process import ManagedProcess
-from workers.contract import ModelSpec
+from workers.contract import ModelSpec, heartbeat_key
 
 
 @dataclass
@@ -43,7 +44,8 @@ def start_worker(
     worker_settings: WorkerSettings | None = None,
     start_timeout_s: float = 180.0,
 ) -> RunningWorker:
-    """Start ``rerank-sidecar worker`` on ``broker_url`` and wait until it answers a ping.
+    """Start ``rerank-sidecar worker`` on ``broker_url`` and wait until it answers a ping and,
+    for each of its models, its heartbeat is in Redis (so a sidecar sees it serving at once).
 
     ``models`` are registry entries to load and serve (e.g. tiny test models); the worker answers
     pings only once they are loaded and warmed up.
@@ -80,7 +82,9 @@ def start_worker(
                     f"the Celery worker exited with code {process.exit_code()} while starting. "
                     f"Its log ends:\n{process.log_tail()}"
                 )
-            if client.control.ping(destination=[hostname], timeout=1.0):
+            if client.control.ping(destination=[hostname], timeout=1.0) and _beating(
+                broker_url, hostname, list(models or ())
+            ):
                 return worker
             if time.monotonic() >= deadline:
                 raise ServiceStartError(
@@ -90,5 +94,16 @@ def start_worker(
     except BaseException:
         worker.stop()
         raise
+    finally:
+        client.close()
+
+
+def _beating(broker_url: str, hostname: str, models: list[str]) -> bool:
+    """Has the worker's heartbeat reached Redis for every model it serves?"""
+    if not models:
+        return True
+    client = redis.Redis.from_url(broker_url, socket_timeout=2.0)
+    try:
+        return all(client.zscore(heartbeat_key(model), hostname) is not None for model in models)
     finally:
         client.close()

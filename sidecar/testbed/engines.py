@@ -34,6 +34,11 @@ class EngineSpec:
     min_java: int
 
     @property
+    def version_setting(self) -> str:
+        """The environment variable that sets this engine's version."""
+        return f"RERANK_TESTBED__{self.name.upper()}_VERSION"
+
+    @property
     def distribution(self) -> Distribution:
         if self.flavor == "opensearch":
             return Distribution(
@@ -78,7 +83,12 @@ def runnable_engines(settings: Settings) -> list[str]:
 
 def prepare(spec: EngineSpec, settings: Settings) -> Path:
     """Fetch and unpack ``spec``'s distribution (once); return its home directory."""
-    zip_path = fetch(spec.distribution, settings.cache_dir, settings.testbed.maven_repository)
+    zip_path = fetch(
+        spec.distribution,
+        settings.cache_dir,
+        settings.testbed.maven_repository,
+        version_setting=spec.version_setting,
+    )
     return unpack(zip_path, engines_dir(settings))
 
 
@@ -118,7 +128,8 @@ def start_engine(
         "cluster.routing.allocation.disk.threshold_enabled": "false",
     }
     if spec.flavor == "elasticsearch":
-        # Elasticsearch 8's integ-test zip carries x-pack-security, which would auto-enable TLS.
+        # The integ-test zips of Elasticsearch 8 and 9 carry x-pack-security, which would
+        # auto-enable TLS and passwords; nothing else differs in how 8 and 9 start.
         options["xpack.security.enabled"] = "false"
     prefix = "OPENSEARCH" if spec.flavor == "opensearch" else "ES"
     heap = settings.testbed.heap

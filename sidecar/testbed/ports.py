@@ -21,6 +21,9 @@ def free_port() -> int:
 def require_free_port(port: int, what: str) -> int:
     """Return ``port`` if nothing listens on it, else raise a PortInUseError naming ``what``."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the servers bind: connections of a server just stopped (TIME_WAIT) do not make its
+        # port busy, a listener does.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((LOOPBACK, port))
         except OSError as exc:

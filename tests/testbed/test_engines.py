@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import EngineHandle
 
-ENGINES = ["opensearch", "elasticsearch", "opensearch3"]
+ENGINES = ["opensearch", "elasticsearch", "opensearch3", "elasticsearch9"]
 
 PRODUCTS = [
     {"title": "red running shoes", "description": "light trail runner", "image_url": "a.png"},
@@ -62,11 +62,35 @@ def test_engine_reports_its_flavor_and_version(engine: EngineHandle) -> None:
     assert health["number_of_nodes"] == 1
     nodes = engine.client.nodes.info()
     (node,) = nodes["nodes"].values()
-    expected_major = {"opensearch": "2.", "opensearch3": "3.", "elasticsearch": "8."}[engine.name]
+    expected_major = {
+        "opensearch": "2.",
+        "opensearch3": "3.",
+        "elasticsearch": "8.",
+        "elasticsearch9": "9.",
+    }[engine.name]
     assert node["version"].startswith(expected_major)
 
 
-def test_elasticsearch_marks_responses_with_its_product_header(elasticsearch: EngineHandle) -> None:
+@pytest.mark.parametrize("name", ["elasticsearch", "elasticsearch9"])
+def test_elasticsearch_marks_responses_with_its_product_header(
+    name: str, request: pytest.FixtureRequest
+) -> None:
     # The official client refuses a 2xx response without this header; later, the proxy must keep it.
+    elasticsearch: EngineHandle = request.getfixturevalue(name)
     response = elasticsearch.client.perform_request("GET", "/_cluster/health")
     assert response.meta.headers.get("X-Elastic-Product") == "Elasticsearch"
+
+
+def test_elasticsearch9_serves_the_8x_client_in_compatibility_mode(
+    elasticsearch9: EngineHandle,
+) -> None:
+    # elasticsearch-py 8 (the venv's pin) asks for compatible-with=8; Elasticsearch 9 answers in
+    # that media type, so the 8.x client is the elasticsearch9 fixture's client.
+    import elasticsearch
+
+    assert elasticsearch.__versionstr__.startswith("8.")
+    response = elasticsearch9.client.search(index="no-such-index-*", size=0)
+    assert response.meta.headers["Content-Type"].replace(" ", "") == (
+        "application/vnd.elasticsearch+json;compatible-with=8"
+    )
+    assert response["hits"]["total"]["value"] == 0

@@ -72,6 +72,20 @@ def test_unserved_artifact_names_coordinate_and_where_to_look(settings: Settings
     assert "RERANK_TESTBED__OPENSEARCH_VERSION" in message
 
 
+def test_unserved_elasticsearch9_says_that_9x_is_served_by_exact_version(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # 9.x zips are served by exact version although maven-metadata.xml lists none. An empty
+    # local repository serves nothing, without a round trip to Maven Central.
+    broken = _with(settings, elasticsearch9_version="9.0.99", maven_repository=tmp_path.as_uri())
+    with pytest.raises(ArtifactUnavailableError) as info:
+        prepare(engine_specs(broken)["elasticsearch9"], broken)
+    message = str(info.value)
+    assert "org.elasticsearch.distribution.integ-test-zip:elasticsearch:9.0.99:zip" in message
+    assert "lists none: 9.2.4" in message
+    assert "RERANK_TESTBED__ELASTICSEARCH9_VERSION" in message
+
+
 def test_engine_not_green_in_time_fails_and_leaves_nothing_running(settings: Settings) -> None:
     spec = engine_specs(settings)["opensearch"]
     prepare(spec, settings)  # download outside the timed start
