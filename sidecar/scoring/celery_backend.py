@@ -1,8 +1,26 @@
 """Scoring on Celery workers through Redis, without blocking the event loop.
 
 Publishing with Celery's client is synchronous, so it runs on a small owned executor. Results
-are awaited with redis.asyncio on the result backend's pub/sub channel (the Redis result backend
-publishes every state change on ``celery-task-meta-<id>``), never with ``AsyncResult.get()``.
+are awaited on the result backend's pub/sub channels (the Redis result backend stores every
+state of a task under ``celery-task-meta-<id>`` and publishes it on the channel of that name),
+never with ``AsyncResult.get()``.
+
+What holds under load and faults:
+- Any number of jobs may wait at once: each registers a future in a dict. The task ids of one
+  dispatcher share a prefix, and one listener task holds one pattern subscription to all of
+  them, made once, on a connection of its own that nothing else reads from. (A SUBSCRIBE per
+  job on a shared PubSub raced for its connection: concurrent first jobs each took and leaked a
+  pooled connection until the pool was gone.)
+- ``dispatch.max_in_flight`` bounds the jobs waiting; the next one fails at once with
+  ``overloaded``, so a burst degrades searches instead of queueing without bound.
+- A model no live worker serves (its heartbeat set, ``workers.contract.heartbeat_key``, has no
+  recent member) fails at once with ``no_worker`` instead of waiting for its deadline.
+- When the listener's connection drops (Redis restarted), it reconnects at once, subscribes
+  again, and reads the stored result of every job still waiting (a result published while it
+  was away is stored too), so nothing in flight is lost; if Redis is down, the jobs waiting fail
+  with ``broker_unavailable`` and it keeps trying, quickly. After a refused publish, new jobs
+  fail at once for ``dispatch.broker_backoff_ms`` (or until the listener is back) instead of
+  each waiting on a dead broker.
 """
 
 from __future__ import annotations
@@ -11,6 +29,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import json
+import logging
 import time
 import uuid
 from datetime import UTC, datetime
@@ -18,73 +37,121 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from sidecar.scoring.celery_client import celery_client
-from sidecar.scoring.dispatch import BrokerUnavailable, DispatchError, DispatchTimeout
+from sidecar.scoring.dispatch import (
+    BrokerUnavailable,
+    DispatchError,
+    DispatchTimeout,
+    NoWorker,
+    Overloaded,
+)
+from sidecar.scoring.redis_pool import redis_client
+from sidecar.scoring.workers import WorkerDirectory
+from sidecar.settings import DispatchSettings
 from workers.contract import SCORE_TASK, ScoringJob, ScoringResult, queue_name
+
+log = logging.getLogger(__name__)
 
 META_PREFIX = "celery-task-meta-"
 READY = {"SUCCESS", "FAILURE", "REVOKED"}
+PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.05, "interval_max": 0.05}
 
 
 class CeleryDispatcher:
-    def __init__(self, broker_url: str, result_backend: str | None = None) -> None:
+    def __init__(
+        self,
+        broker_url: str,
+        result_backend: str | None = None,
+        options: DispatchSettings | None = None,
+    ) -> None:
+        self.options = options or DispatchSettings()
         backend = result_backend or broker_url
         # No result backend on the publishing side: Celery's Redis backend would open a blocking
         # pub/sub connection per sent task; results are read below with redis.asyncio instead.
-        self._app = celery_client("rerank-sidecar", broker_url)
-        self._redis = aioredis.Redis.from_url(backend)
-        self._results = ResultListener(self._redis)
-        self._executor = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="publish")
+        self._app = celery_client(
+            "rerank-sidecar", broker_url, timeout_s=self.options.redis_timeout_s
+        )
+        self._redis = redis_client(
+            backend,
+            max_connections=self.options.redis_max_connections,
+            timeout_s=self.options.redis_timeout_s,
+        )
+        self._prefix = f"rs-{uuid.uuid4().hex[:12]}."
+        self._results = ResultListener(
+            backend, self._prefix, self._redis, self.options.redis_timeout_s
+        )
+        self._workers = WorkerDirectory(self._redis)
+        self._executor = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="publish")
+        self._in_flight = 0
+        self._broker_down_until = 0.0
+
+    @property
+    def in_flight(self) -> int:
+        """Jobs waiting for their result now."""
+        return self._in_flight
 
     async def score(self, job: ScoringJob) -> ScoringResult:
-        task_id = str(uuid.uuid4())
-        channel = META_PREFIX + task_id
         remaining = job.deadline - time.time()
         if remaining <= 0:
             raise DispatchTimeout("the deadline passed before the job was sent")
+        if self._in_flight >= self.options.max_in_flight:
+            raise Overloaded(
+                f"{self._in_flight} scoring jobs are in flight already "
+                f"(dispatch.max_in_flight = {self.options.max_in_flight})"
+            )
+        self._in_flight += 1  # taken before the first await: the check above must hold
         try:
-            async with asyncio.timeout(remaining):
-                # Register before publishing, so a fast result cannot be missed.
-                result = await self._results.register(channel)
-                try:
-                    await asyncio.get_running_loop().run_in_executor(
-                        self._executor, self._publish, job, task_id
-                    )
-                    meta = await self._stored(channel) or await result
-                finally:
-                    await self._results.release(channel)
-        except TimeoutError:
-            raise DispatchTimeout(
-                f"no result from the {job.model} workers within {remaining * 1000:.0f} ms"
-            ) from None
-        except (aioredis.RedisError, OSError) as exc:
-            raise BrokerUnavailable(f"Redis is unavailable: {type(exc).__name__}") from None
-        except Exception as exc:  # kombu raises its own errors when the broker is down
-            if isinstance(exc, DispatchError):
-                raise
-            raise BrokerUnavailable(f"could not send the job: {type(exc).__name__}") from None
+            meta = await self._dispatch(job, remaining)
+        finally:
+            self._in_flight -= 1
         if time.time() > job.deadline:
             raise DispatchTimeout(f"the {job.model} result arrived after the deadline")
         return _result_of(meta, job.model)
 
+    async def _dispatch(self, job: ScoringJob, remaining: float) -> dict[str, Any]:
+        """Send ``job`` and wait for its result's meta, within ``remaining`` seconds."""
+        if time.monotonic() < self._broker_down_until and not self._results.connected:
+            raise BrokerUnavailable("Redis refused the last job; not sending more for a moment")
+        if not await self._workers.serves(job.model):
+            raise NoWorker(f"no live worker serves {job.model}")
+        task_id = self._prefix + uuid.uuid4().hex
+        try:
+            async with asyncio.timeout(remaining):
+                waiter = self._results.expect(task_id)
+                try:
+                    await asyncio.get_running_loop().run_in_executor(
+                        self._executor, self._publish, job, task_id
+                    )
+                    return await waiter
+                finally:
+                    self._results.forget(task_id)
+        except TimeoutError:
+            raise DispatchTimeout(
+                f"no result from the {job.model} workers within {remaining * 1000:.0f} ms"
+            ) from None
+        except DispatchError:
+            raise
+        except Exception as exc:  # kombu and redis-py raise their own errors when Redis is down
+            self._broker_down_until = time.monotonic() + self.options.broker_backoff_ms / 1000
+            raise BrokerUnavailable(f"could not send the job: {type(exc).__name__}") from None
+
     def _publish(self, job: ScoringJob, task_id: str) -> None:
+        if time.time() >= job.deadline:
+            # Waited in the executor's queue past its deadline: sending it would only load a
+            # worker with a job nobody waits for.
+            raise DispatchTimeout("the deadline passed before the job was sent")
         self._app.send_task(
             SCORE_TASK,
             args=[job.model_dump(mode="json")],
             task_id=task_id,
             queue=queue_name(job.model, job.priority),
             expires=datetime.fromtimestamp(job.deadline, UTC),
+            retry=True,
+            retry_policy=PUBLISH_RETRY,
         )
-
-    async def _stored(self, channel: str) -> dict[str, Any] | None:
-        """A result already stored (published before our subscription took effect)."""
-        stored = await self._redis.get(channel)
-        if stored is not None:
-            meta: dict[str, Any] = json.loads(stored)
-            if meta.get("status") in READY:
-                return meta
-        return None
 
     async def close(self) -> None:
         await self._results.close()
@@ -111,71 +178,137 @@ def _result_of(meta: dict[str, Any], model: str) -> ScoringResult:
 
 
 class ResultListener:
-    """One pub/sub connection for every job in flight. A job registers its result channel; one
-    reader task hands each finished result to the job waiting on that channel. (A connection per
-    job cost a TCP connect and handshake to Redis on every search.)"""
+    """One pattern subscription (``celery-task-meta-<prefix>*``) for every job of one
+    dispatcher, read by one task on a connection of its own; a job waits on a future."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
-        self._client = client
-        self._pubsub: aioredis.client.PubSub | None = None
-        self._reader: asyncio.Task[None] | None = None
+    def __init__(
+        self, url: str, prefix: str, store: aioredis.Redis, timeout_s: float = 2.0
+    ) -> None:
+        self._url = url
+        self._pattern = f"{META_PREFIX}{prefix}*"
+        self._store = store
+        self._timeout_s = timeout_s
         self._waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._subscribed = False
+        self._was_subscribed = False
+        self._closed = False
+        self._outage_logged = False
 
-    async def register(self, channel: str) -> asyncio.Future[dict[str, Any]]:
+    @property
+    def connected(self) -> bool:
+        return self._subscribed
+
+    def expect(self, task_id: str) -> asyncio.Future[dict[str, Any]]:
+        """The future of ``task_id``'s result; call before publishing."""
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._waiters[channel] = future
-        try:
-            if self._pubsub is None:
-                self._pubsub = self._client.pubsub()
-            pubsub = self._pubsub
-            await pubsub.subscribe(channel)
-        except BaseException:
-            self._waiters.pop(channel, None)
-            raise
-        if self._reader is None or self._reader.done():
-            self._reader = asyncio.create_task(self._read(pubsub), name="celery-results")
+        self._waiters[META_PREFIX + task_id] = future
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="celery-results")
+        elif not self._subscribed:
+            self._wake.set()  # a job is waiting: reconnect now, not after the backoff
         return future
 
-    async def release(self, channel: str) -> None:
-        self._waiters.pop(channel, None)
-        if self._pubsub is not None:
-            with contextlib.suppress(aioredis.RedisError, OSError):
-                await self._pubsub.unsubscribe(channel)
+    def forget(self, task_id: str) -> None:
+        future = self._waiters.pop(META_PREFIX + task_id, None)
+        if future is None:
+            return
+        if not future.done():
+            future.cancel()
+        elif not future.cancelled():
+            future.exception()  # retrieved: no "exception was never retrieved" at collection
 
-    async def _read(self, pubsub: aioredis.client.PubSub) -> None:
+    async def _run(self) -> None:
+        backoff = 0.0
+        while not self._closed:
+            self._was_subscribed = False
+            try:
+                await self._listen()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # redis-py's errors, OSError, a broken transport
+                if not self._outage_logged:
+                    log.warning("the Redis result channel is down: %s", type(exc).__name__)
+                    self._outage_logged = True
+                if self._was_subscribed:
+                    backoff = 0.0  # it was up: try again at once, a restart is often quick
+                else:  # even the reconnect failed: Redis is down, nothing will come
+                    self._fail_all(f"lost the Redis result channel: {type(exc).__name__}")
+            if backoff:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(backoff):
+                        await self._wake.wait()
+            backoff = min(max(backoff * 2, 0.05), 1.0)
+
+    async def _listen(self) -> None:
+        # A client of its own, without redis-py's silent reconnects: a reconnect here must be
+        # followed by the sweep, or a result published meanwhile would be missed.
+        client = aioredis.Redis.from_url(
+            self._url,
+            socket_connect_timeout=self._timeout_s,
+            socket_keepalive=True,
+            health_check_interval=5,
+            retry=Retry(NoBackoff(), 0),
+        )
+        pubsub = client.pubsub()
         try:
+            await pubsub.psubscribe(self._pattern)
+            while True:  # the subscription's confirmation comes first
+                message = await pubsub.get_message(timeout=self._timeout_s)
+                if message is None:
+                    raise TimeoutError("no psubscribe confirmation")
+                if message.get("type") == "psubscribe":
+                    break
+            self._subscribed = self._was_subscribed = True
+            if self._outage_logged:
+                log.warning("the Redis result channel is back")
+                self._outage_logged = False
+            await self._sweep()
             while True:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                if message is None or message.get("type") != "message":
-                    continue
-                channel = message["channel"]
-                if isinstance(channel, bytes):
-                    channel = channel.decode()
-                meta = json.loads(message["data"])
-                waiter = self._waiters.get(channel)
-                if meta.get("status") in READY and waiter is not None and not waiter.done():
-                    waiter.set_result(meta)
-        except (aioredis.RedisError, OSError) as exc:
-            # The connection is gone: every job waiting on it fails now, the next one reconnects.
-            if self._pubsub is pubsub:
-                self._pubsub = None
-            for waiter in self._waiters.values():
-                if not waiter.done():
-                    waiter.set_exception(
-                        BrokerUnavailable(f"lost the Redis result channel: {type(exc).__name__}")
-                    )
-            await _close_quietly(pubsub)
+                message = await pubsub.get_message(timeout=1.0)
+                if message is not None and message.get("type") == "pmessage":
+                    self._deliver(message["channel"], message["data"])
+        finally:
+            self._subscribed = False
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+            with contextlib.suppress(Exception):
+                await client.aclose()
+
+    async def _sweep(self) -> None:
+        """Results stored while no subscription was there to hear them."""
+        channels = list(self._waiters)
+        for start in range(0, len(channels), 500):
+            chunk = channels[start : start + 500]
+            for channel, stored in zip(chunk, await self._store.mget(chunk), strict=True):
+                if stored is not None:
+                    self._deliver(channel, stored)
+
+    def _deliver(self, channel: Any, data: Any) -> None:
+        name = channel.decode() if isinstance(channel, bytes) else str(channel)
+        waiter = self._waiters.get(name)
+        if waiter is None or waiter.done():
+            return
+        try:
+            meta = json.loads(data)
+        except (ValueError, TypeError):
+            return
+        if isinstance(meta, dict) and meta.get("status") in READY:
+            waiter.set_result(meta)
+
+    def _fail_all(self, reason: str) -> None:
+        for waiter in self._waiters.values():
+            if not waiter.done():
+                waiter.set_exception(BrokerUnavailable(reason))
 
     async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-        if self._pubsub is not None:
-            await _close_quietly(self._pubsub)
-            self._pubsub = None
-
-
-async def _close_quietly(pubsub: aioredis.client.PubSub) -> None:
-    with contextlib.suppress(aioredis.RedisError, OSError):
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await self._task
+        for waiter in self._waiters.values():
+            if not waiter.done():
+                waiter.cancel()

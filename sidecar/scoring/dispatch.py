@@ -5,9 +5,10 @@ Dispatcher
  ├── LocalDispatcher    in-process model, for one machine and demos (sidecar.scoring.local_backend)
  └── CachedDispatcher   wraps either: Redis score cache first, only missing pairs go on
 
-Errors: DispatchError (a worker failed) and its subclasses DispatchTimeout (the deadline passed)
-and BrokerUnavailable (Redis could not be reached). Each carries a short ``reason`` token for
-headers and metrics. The caller decides what a failure means for its request (fail open, or not).
+Errors: DispatchError (a worker failed) and its subclasses DispatchTimeout (the deadline passed),
+BrokerUnavailable (Redis could not be reached), NoWorker (no live worker serves the model) and
+Overloaded (too many jobs in flight already). Each carries a short ``reason`` token for headers
+and metrics. The caller decides what a failure means for its request (fail open, or not).
 """
 
 from __future__ import annotations
@@ -43,3 +44,15 @@ class Dispatcher(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class NoWorker(DispatchError):
+    """No live worker serves the job's model: the job was not sent."""
+
+    reason = "no_worker"
+
+
+class Overloaded(DispatchError):
+    """The sidecar waits on as many jobs as it may already: the job was not sent."""
+
+    reason = "overloaded"

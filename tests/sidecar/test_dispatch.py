@@ -12,13 +12,14 @@ import pytest
 import redis.asyncio as aioredis
 
 from sidecar.scoring import (
+    BrokerUnavailable,
     CachedDispatcher,
     CeleryDispatcher,
-    DispatchError,
     DispatchTimeout,
     ScoreCache,
     score_key,
 )
+from sidecar.scoring.dispatch import NoWorker
 from sidecar.testbed.ports import free_port
 from tests.conftest import ScoringWorkerHandle
 from workers.contract import Content, ScoringJob
@@ -118,7 +119,9 @@ def test_cache_key_covers_model_instruction_query_and_document() -> None:
 
 def test_cache_keeps_at_most_max_entries(redis_url: str) -> None:
     async def flow() -> int:
-        client = aioredis.Redis.from_url(redis_url, db=3)
+        # A database of its own: the URL's /0 would win over a db= argument, and flushing the
+        # broker's database would drop the session worker's queues and heartbeat.
+        client = aioredis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/3")
         try:
             await client.flushdb()
             cache = ScoreCache(client, ttl_s=60, max_entries=5)
@@ -143,7 +146,7 @@ def test_a_deadline_shorter_than_the_model_needs_is_a_timeout(
 
 def test_redis_outage_is_a_dispatch_error() -> None:
     dead = f"redis://127.0.0.1:{free_port()}/0"
-    with pytest.raises(DispatchError, match="Redis is unavailable"):
+    with pytest.raises(BrokerUnavailable, match="could not send the job"):
         _run(
             lambda: _score(
                 CeleryDispatcher(dead), _job("tiny-text", {"text": "q"}, [{"text": "d"}], seconds=5)
@@ -151,14 +154,16 @@ def test_redis_outage_is_a_dispatch_error() -> None:
         )
 
 
-def test_unknown_model_queue_times_out_instead_of_hanging(
-    scoring_worker: ScoringWorkerHandle,
+def test_a_model_no_worker_serves_fails_at_once_and_sends_nothing(
+    scoring_worker: ScoringWorkerHandle, redis_client: Any
 ) -> None:
-    job = _job("no-such-model", {"text": "q"}, [{"text": "d"}], seconds=1.0)
+    job = _job("no-such-model", {"text": "q"}, [{"text": "d"}], seconds=30.0)
+    queue = "rerank.no-such-model.interactive"
     started = time.monotonic()
-    with pytest.raises(DispatchTimeout):
+    with pytest.raises(NoWorker, match="no-such-model"):
         _run(lambda: _score(CeleryDispatcher(scoring_worker.worker.broker_url), job))
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 2  # not the job's 30 s deadline
+    assert redis_client.llen(queue) == 0  # nothing left in Redis for nobody
 
 
 def test_local_dispatch_scores_equal_in_process_scores(
