@@ -43,6 +43,11 @@ def add_admin_routes(app: web.Application, settings: Settings, metrics: SidecarM
     app.on_cleanup.append(close_redis)
 
 
+CLIENT_CLOSED = 499
+"""The code a request the client gave up on is counted under (nginx's "client closed request"):
+nothing was answered, and it was not the sidecar's failure."""
+
+
 @web.middleware
 async def timing(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
@@ -53,6 +58,9 @@ async def timing(request: web.Request, handler: Handler) -> web.StreamResponse:
         return response
     except web.HTTPException as exc:
         code = exc.status
+        raise
+    except asyncio.CancelledError:
+        code = CLIENT_CLOSED  # handler_cancellation: the client disconnected
         raise
     finally:
         route = getattr(request.match_info.route.handler, "__name__", "other")

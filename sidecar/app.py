@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from sidecar.admin import add_admin_routes
@@ -14,15 +14,32 @@ from sidecar.api.openapi import openapi_json
 from sidecar.api.rerank import RerankService, add_rerank_routes
 from sidecar.metrics import SidecarMetrics
 from sidecar.proxy import Upstream, add_passthrough_route
+from sidecar.proxy.routing import exact_routing
 from sidecar.proxy.search import SearchContext, add_search_routes
 from sidecar.proxy.upstream import UpstreamOptions
 from sidecar.scoring import CachedDispatcher, CeleryDispatcher, Dispatcher, ScoreCache
+from sidecar.scoring.redis_pool import redis_client
 from sidecar.search.rerank import SearchReranker
-from sidecar.settings import Settings
+from sidecar.settings import ServerSettings, Settings
 
 log = logging.getLogger(__name__)
 
 DISPATCHER = web.AppKey("dispatcher", object)
+RUNNER_OPTIONS = web.AppKey("runner_options", dict)
+
+
+def runner_options(server: ServerSettings) -> dict[str, Any]:
+    """How every sidecar server runs (``serve``, tests, benchmarks): a client that disconnects
+    cancels its handler (and the upstream request it awaits); request bodies stay as sent; the
+    request line and header limits and the keep-alive timeout of the settings."""
+    return {
+        "handler_cancellation": True,
+        "auto_decompress": False,
+        "max_line_size": server.max_line_bytes,
+        "max_field_size": server.max_header_bytes,
+        "max_headers": server.max_headers,
+        "keepalive_timeout": server.keepalive_timeout_s,
+    }
 
 
 def build_dispatcher(settings: Settings) -> Dispatcher:
@@ -37,12 +54,18 @@ def build_dispatcher(settings: Settings) -> Dispatcher:
         names = dispatch.local_models or [settings.api.default_model]
         inner = LocalDispatcher(load_batchers(settings.models, names, LoadOptions()))
     else:
-        inner = CeleryDispatcher(settings.celery.broker_url, settings.celery.result_backend)
+        inner = CeleryDispatcher(
+            settings.celery.broker_url, settings.celery.result_backend, options=dispatch
+        )
     if not dispatch.cache_enabled:
         return inner
     cache_url = settings.celery.result_backend or settings.celery.broker_url
     cache = ScoreCache(
-        aioredis.Redis.from_url(cache_url),
+        redis_client(
+            cache_url,
+            max_connections=dispatch.redis_max_connections,
+            timeout_s=dispatch.redis_timeout_s,
+        ),
         ttl_s=dispatch.cache_ttl_s,
         max_entries=dispatch.cache_max_entries,
     )
@@ -53,6 +76,7 @@ def build_dispatcher(settings: Settings) -> Dispatcher:
 def create_app(settings: Settings, dispatcher: Dispatcher | None = None) -> web.Application:
     """The sidecar app. ``dispatcher`` overrides the configured one (tests, embedding)."""
     app = web.Application(client_max_size=settings.server.max_body_bytes)
+    app[RUNNER_OPTIONS] = runner_options(settings.server)
     chosen = dispatcher or build_dispatcher(settings)
     app[DISPATCHER] = chosen
     if not settings.api.keys:
@@ -61,6 +85,7 @@ def create_app(settings: Settings, dispatcher: Dispatcher | None = None) -> web.
     add_rerank_routes(app, service, settings.api.keys, settings.server.max_body_bytes)
     metrics = SidecarMetrics()
     add_admin_routes(app, settings, metrics)
+    app.middlewares.append(exact_routing)  # inside the timing middleware: it sees every answer
     app.router.add_get("/openapi.json", openapi_json)
     upstream: Upstream | None = None
     if settings.upstream.urls:
@@ -78,7 +103,8 @@ def create_app(settings: Settings, dispatcher: Dispatcher | None = None) -> web.
         )
         reranker = SearchReranker(chosen, hit_fields=settings.rerank.hit_fields)
         add_search_routes(app, SearchContext(settings, reranker, metrics))
-        add_passthrough_route(app, upstream)  # last: it catches every other path
+        # Last: it catches every other path, and every request the sidecar must not read.
+        add_passthrough_route(app, upstream, settings.server.body_idle_timeout_s)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         yield

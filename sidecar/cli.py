@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -184,10 +184,12 @@ def worker(
         visibility_timeout_s=w.visibility_timeout_s,
         redelivery_check_s=w.redelivery_check_s,
     )
+    runtime = None
     if names:
+        from workers.media import MediaLimits
         from workers.runtime import start_runtime
 
-        start_runtime(
+        runtime = start_runtime(
             settings.models,
             names,
             token_budget=w.token_budget,
@@ -197,6 +199,17 @@ def worker(
             media_timeout_s=w.media_timeout_s,
             media_cache_dir=settings.cache_dir / "media",
             metrics_port=w.metrics_port,
+            media_limits=MediaLimits(
+                max_video_duration_s=w.media_max_video_duration_s,
+                max_video_frames=w.media_max_video_frames,
+                max_video_frame_pixels=w.media_max_video_frame_pixels,
+                max_video_decoded_bytes=w.media_max_video_decoded_bytes,
+                max_job_media_bytes=w.media_max_job_bytes,
+            ),
+            media_cache_max_bytes=w.media_cache_max_bytes,
+            broker_url=settings.celery.broker_url,
+            max_deliveries=w.max_deliveries,
+            task_time_limit_s=w.task_time_limit_s,
         )
     # Interactive queues first: the broker is polled in this order (queue_order_strategy).
     queues = [queue_name(n, "interactive") for n in names] + [queue_name(n, "bulk") for n in names]
@@ -215,7 +228,27 @@ def worker(
     ]
     if hostname:
         argv += ["--hostname", hostname]
-    celery.worker_main(argv)
+    _escape_celery_logs()
+    try:
+        celery.worker_main(argv)
+    finally:
+        if runtime is not None:
+            runtime.close()  # the heartbeat's members go, the fetcher and batchers stop
+
+
+def _escape_celery_logs() -> None:
+    """Celery sets up the worker's log handlers itself: give them the escaping formatter (a
+    reason from a worker can hold text from a document)."""
+    from celery.signals import after_setup_logger, after_setup_task_logger
+
+    from sidecar.logs import use_escaping_formatter
+
+    def escape(logger: Any = None, format: str = "", **_: Any) -> None:
+        if logger is not None:
+            use_escaping_formatter(logger, format or "%(message)s")
+
+    after_setup_logger.connect(escape, weak=False)
+    after_setup_task_logger.connect(escape, weak=False)
 
 
 @app.command()
@@ -235,21 +268,23 @@ def serve(
     from aiohttp import web
 
     from sidecar.access_log import JsonAccessLogger
-    from sidecar.app import create_app
-    from sidecar.body import SERVER_OPTIONS
+    from sidecar.app import RUNNER_OPTIONS, create_app
     from sidecar.event_loop import new_event_loop
+    from sidecar.logs import configure_logging
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(logging.INFO)
     settings = _settings(config)
     if upstream:
         settings = settings.model_copy(
             update={"upstream": settings.upstream.model_copy(update={"urls": upstream})}
         )
+    application = create_app(settings)
     web.run_app(
-        create_app(settings),
+        application,
         host=host or settings.server.host,
         port=port if port is not None else settings.server.port,
-        **SERVER_OPTIONS,
+        shutdown_timeout=settings.server.shutdown_timeout_s,
+        **application[RUNNER_OPTIONS],
         access_log_class=JsonAccessLogger,
         access_log=logging.getLogger("rerank_sidecar.access"),
         access_log_format="",

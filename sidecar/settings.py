@@ -40,9 +40,11 @@ class TestbedSettings(BaseModel):
     """OpenSearch 3.x, started only when a Java 21+ is found. Example: ``3.6.0``."""
     elasticsearch_version: str = "8.19.21"
     """Elasticsearch 8.x integ-test distribution from Maven Central. Example: ``8.19.21``."""
-    elasticsearch9_version: str | None = None
-    """Elasticsearch 9.x needs Java 21+. Maven Central serves no 9.x integ-test zip as of
-    2026-11, so this is unset; set it (e.g. ``9.2.0``) once one is published."""
+    elasticsearch9_version: str | None = "9.2.4"
+    """Elasticsearch 9.x, started only when a Java 21+ is found. Maven Central serves its
+    integ-test zips by exact version (9.0.0, 9.1.0, 9.2.0, 9.2.4; not 9.3.0+ on 2026-12-01)
+    although its maven-metadata.xml lists none. Unset (or empty) leaves it out of the test bed.
+    Example: ``9.2.4``."""
     heap: str = "512m"
     """JVM heap of each engine, both -Xms and -Xmx. Example: ``512m``."""
     start_timeout_s: float = 180.0
@@ -91,8 +93,47 @@ class WorkerSettings(BaseModel):
     media_allow_networks: list[str] = Field(default_factory=list)
     """Private networks media URLs may resolve to. Example: ``["10.20.0.0/16"]``."""
     media_timeout_s: float = Field(default=10.0, gt=0)
+    media_cache_max_bytes: int = Field(default=2 * 1024**3, gt=0)
+    """Cap of the workers' disk cache of fetched media (``<cache_dir>/media``, shared by the
+    worker processes of a machine); past it the least recently used files are removed down to
+    90 %. Example: 2 GiB holds ~2000 product images of 1 MB or ten 200 MB videos, a day of a
+    catalog's hot set; the cache only saves refetches, so a small one costs speed, never
+    results."""
+    media_max_video_duration_s: float = Field(default=10_800.0, gt=0)
+    """Longest video accepted, from the container header and again from its timestamps; a
+    longer one gets null and an error naming this limit, before any frame is decoded. Example:
+    ``10800`` (3 h) takes a feature film; only up to 64 frames of it are ever decoded, so the
+    limit bounds the packet scan (about 1 s per hour at 30 fps), not memory."""
+    media_max_video_frames: int = Field(default=300_000, gt=0)
+    """Most frames in a video stream, counted on its packets without decoding. Example:
+    ``300000`` is 2 h 46 min at 30 fps; a GIF, which has no keyframes to seek to, is decoded
+    frame by frame (only the sampled frames are kept), so this also bounds that work."""
+    media_max_video_frame_pixels: int = Field(default=3840 * 2160, gt=0)
+    """Largest video frame, width × height, from the header. Example: ``8294400`` (4K UHD);
+    an 8K video is refused."""
+    media_max_video_decoded_bytes: int = Field(default=2 * 1024**3, gt=0)
+    """Bytes one video's sampled frames take as decoded RGB (frames × width × height × 3),
+    for a file and for a frame list alike. Example: 2 GiB lets the largest file under the other
+    limits through (64 frames of 4K: 1.59 GB) and refuses a frame list of 64 40-megapixel
+    images (7.7 GB)."""
+    media_max_job_bytes: int = Field(default=8 * 1024**3, gt=0)
+    """Bytes one job's media may take once decoded: each image's and video's decoded pixels
+    plus the float32 model input qwen-vl-utils makes of them, the query counted once per
+    document. A document over what is left gets null and an error naming this limit; the
+    others are scored. Example: 8 GiB holds 8 documents with a 1080p video sampled to 64
+    frames (398 MB + 604 MB each) or 500 documents with a 1000x1000 image (15 MB each); with
+    ``concurrency`` 4 a worker's media stay under 32 GiB."""
+    max_deliveries: int = Field(default=2, ge=1)
+    """How often one job may be delivered to a worker. A job delivered again after its worker
+    died (killed mid-job, e.g. out of memory) counts once more; past this it is not run but
+    answered with an error for every document and recorded in ``rerank:dead-letter``. Example:
+    ``2``: one redelivery, so a worker killed by a deploy costs nothing, and a job that kills
+    workers kills at most two."""
     task_soft_time_limit_s: float = Field(default=60.0, gt=0)
     task_time_limit_s: float = Field(default=90.0, gt=0)
+    """No job runs longer: the threads pool ignores Celery's time limits, so the worker makes
+    the job's deadline ``min(job.deadline, start + task_time_limit_s)`` and stops preparing,
+    fetching and decoding at it. Example: ``90``."""
     visibility_timeout_s: float = Field(default=120.0, gt=0)
     """How long Redis keeps a delivered, unacknowledged job before giving it to another worker
     (a worker that died mid-job). Must exceed the hard time limit. Example: ``120``."""
@@ -112,7 +153,9 @@ class WorkerSettings(BaseModel):
 
 
 class ServerSettings(BaseModel):
-    """Where the sidecar listens."""
+    """Where the sidecar listens, and what it accepts from clients. The defaults are the
+    engines' own limits or above them, so whatever an engine accepts the sidecar passes on (and
+    whatever it refuses, it refuses itself, in its own words)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -120,8 +163,32 @@ class ServerSettings(BaseModel):
     """Interface to bind. Example: ``0.0.0.0`` in a container."""
     port: int = Field(default=9280, ge=0, le=65535)
     """Port to listen on. Example: ``9280``."""
-    max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
-    """Largest request body; larger ones get 413. Example: 16 MiB."""
+    max_body_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
+    """Largest rerank API body (413 beyond it). The engines' ``http.max_content_length``
+    (100 MiB); search bodies are never refused for their size (see ``max_inspect_bytes``).
+    Example: 100 MiB."""
+    max_inspect_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    """Largest search body (as sent and once decoded) the sidecar reads to decide whether to
+    rerank it; a larger one streams to the cluster untouched and is not reranked
+    (``X-Rerank-Status: skipped; reason=body_too_large`` when a rule matched). Example: 16 MiB."""
+    max_line_bytes: int = Field(default=64 * 1024, ge=8190)
+    """Longest request line the sidecar reads; the engines' default is 4 KiB
+    (``http.max_initial_line_length``), so up to this they answer a long line themselves.
+    Example: 64 KiB."""
+    max_header_bytes: int = Field(default=64 * 1024, ge=8190)
+    """Longest single header line; the engines accept 16 KiB of headers by default
+    (``http.max_header_size``). Example: 64 KiB."""
+    max_headers: int = Field(default=256, ge=32)
+    """Most header lines in one request. Example: ``256``."""
+    keepalive_timeout_s: float = Field(default=75.0, gt=0)
+    """An idle keep-alive connection, or one whose request headers have not all arrived, is
+    closed after this long (a client sending headers slowly cannot hold a connection).
+    Example: ``75`` (nginx's keepalive_timeout)."""
+    body_idle_timeout_s: float = Field(default=60.0, gt=0)
+    """A request body that stalls, nothing arriving for this long, is answered 408 and its
+    connection closed. Example: ``60`` (nginx's client_body_timeout)."""
+    shutdown_timeout_s: float = Field(default=30.0, gt=0)
+    """On SIGTERM/SIGINT, how long requests in flight may take to finish. Example: ``30``."""
 
 
 class UpstreamSettings(BaseModel):
@@ -172,6 +239,19 @@ class DispatchSettings(BaseModel):
     cache_ttl_s: int = Field(default=86_400, gt=0)
     """How long a cached score lives. Example: one day."""
     cache_max_entries: int = Field(default=1_000_000, gt=0)
+    max_in_flight: int = Field(default=1024, gt=0)
+    """Most scoring jobs one sidecar process waits on at once; a job beyond it is not sent and
+    its search degrades at once (``reason=overloaded``), so a burst queues nowhere unbounded.
+    Example: ``1024``."""
+    redis_max_connections: int = Field(default=64, gt=0)
+    """Connections of the pool the score cache and the dispatcher share; a command waits for a
+    free one (up to ``redis_timeout_s``) instead of failing. Example: ``64``."""
+    redis_timeout_s: float = Field(default=2.0, gt=0)
+    """Connect, read and pool-wait timeout of each Redis command. Example: ``2``."""
+    broker_backoff_ms: int = Field(default=500, ge=0)
+    """After Redis refused a job, new jobs fail at once (``reason=broker_unavailable``) for this
+    long instead of each waiting on a dead broker; the result listener's reconnect ends it
+    sooner. Example: ``500``."""
 
 
 class RerankRule(BaseModel):
@@ -216,6 +296,9 @@ class RerankSettings(BaseModel):
     """Largest window a profile or request may ask for."""
     timeout_ms: int = Field(default=2000, ge=1)
     """Default deadline of the scoring, from the moment the engine answered."""
+    max_timeout_ms: int = Field(default=30_000, ge=1)
+    """Longest scoring deadline a profile or ``ext.rerank.timeout_ms`` may ask for: a search
+    never waits longer on the workers. Example: ``30000``."""
     on_error: OnError = "original"
     combine: Combine = Field(default_factory=Combine)
     hit_fields: bool = True
@@ -262,6 +345,8 @@ class Settings(BaseSettings):
                 )
         if rerank.window > rerank.max_window:
             raise ValueError("rerank.window is larger than rerank.max_window")
+        if rerank.timeout_ms > rerank.max_timeout_ms:
+            raise ValueError("rerank.timeout_ms is larger than rerank.max_timeout_ms")
         for name, profile in rerank.profiles.items():
             if profile.model is not None and profile.model not in self.models:
                 raise ValueError(
@@ -271,6 +356,11 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"rerank.profiles.{name}.window: {profile.window} is larger than "
                     f"rerank.max_window ({rerank.max_window})"
+                )
+            if profile.timeout_ms is not None and profile.timeout_ms > rerank.max_timeout_ms:
+                raise ValueError(
+                    f"rerank.profiles.{name}.timeout_ms: {profile.timeout_ms} is larger than "
+                    f"rerank.max_timeout_ms ({rerank.max_timeout_ms})"
                 )
         model = rerank.default_model
         if model is not None and model not in self.models:

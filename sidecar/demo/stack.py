@@ -71,7 +71,9 @@ def _sidecar_config(
         "rerank": {
             "profiles": {"catalog": {"model": MODEL, "window": 16, "fields": fields}},
             "rules": [{"index": "demo-*", "profile": "catalog"}],
+            # The tiny model on a laptop's CPU, or a real one without a GPU, can take seconds.
             "timeout_ms": 60_000,
+            "max_timeout_ms": 60_000,
         },
     }
 

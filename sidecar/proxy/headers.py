@@ -35,3 +35,14 @@ def end_to_end(
     ``drop``; repeated headers keep their order."""
     skip = HOP_BY_HOP | _listed_in_connection(headers) | {name.lower() for name in drop}
     return CIMultiDict((name, value) for name, value in headers.items() if name.lower() not in skip)
+
+
+def end_to_end_raw(
+    raw_headers: Iterable[tuple[bytes, bytes]], drop: Iterable[str] = ()
+) -> CIMultiDict[str]:
+    """``end_to_end`` of headers as received (``ClientResponse.raw_headers``): names keep the
+    case the engine wrote them in (aiohttp's parsed headers spell known names its own way)."""
+    decoded = CIMultiDict(
+        (name.decode("latin-1"), value.decode("latin-1")) for name, value in raw_headers
+    )
+    return end_to_end(decoded, drop)

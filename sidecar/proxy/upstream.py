@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 import aiohttp
+from yarl import URL
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
@@ -23,8 +24,29 @@ class UpstreamOptions:
     retries: int = 2
 
 
+# After refusing a request it could not parse (a request line over 4 KiB, a header over 8 KiB:
+# the engines' defaults), Netty in the engines answers 400 but then ignores whatever else arrives
+# on that connection; reused from the pool, it would swallow the next request whole. The answer
+# often arrives complete with its headers, and aiohttp pools the connection at once, so the
+# choice is made before sending: a request that large goes on a connection used once.
+LONG_LINE = 4096
+LONG_HEADERS = 8192
+
+
+def _may_poison(path_qs: str, headers: Mapping[str, str]) -> bool:
+    if len(path_qs) > LONG_LINE - 64:
+        return True
+    sizes = [len(name) + len(value) + 4 for name, value in headers.items()]
+    return max(sizes, default=0) > LONG_HEADERS - 64 or sum(sizes) > LONG_HEADERS
+
+
 class UpstreamUnavailable(RuntimeError):
-    """No node of the cluster could be reached."""
+    """No node of the cluster could be reached, or the node failed before it answered.
+    ``timeout``: it did not answer within ``read_timeout_s``."""
+
+    def __init__(self, message: str, timeout: bool = False) -> None:
+        super().__init__(message)
+        self.timeout = timeout
 
 
 class Upstream:
@@ -35,11 +57,13 @@ class Upstream:
             raise ValueError("at least one upstream URL is needed")
         self.urls = [url.rstrip("/") for url in urls]
         self.options = options or UpstreamOptions()
-        self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._sessions: dict[tuple[str, bool], aiohttp.ClientSession] = {}
         self._next = itertools.cycle(range(len(self.urls)))
 
-    def _session(self, url: str) -> aiohttp.ClientSession:
-        session = self._sessions.get(url)
+    def _session(self, url: str, once: bool = False) -> aiohttp.ClientSession:
+        """The pooled session of node ``url``, or (``once``) its session whose connections
+        close after one request."""
+        session = self._sessions.get((url, once))
         if session is None:
             tls: ssl.SSLContext | bool = False
             if url.startswith("https://"):
@@ -47,7 +71,9 @@ class Upstream:
                 if not self.options.verify_tls:
                     tls.check_hostname = False
                     tls.verify_mode = ssl.CERT_NONE
-            connector = aiohttp.TCPConnector(limit=self.options.connections_per_node, ssl=tls)
+            connector = aiohttp.TCPConnector(
+                limit=self.options.connections_per_node, ssl=tls, force_close=once
+            )
             session = aiohttp.ClientSession(
                 connector=connector,
                 cookie_jar=aiohttp.DummyCookieJar(),
@@ -58,7 +84,7 @@ class Upstream:
                     sock_read=self.options.read_timeout_s,
                 ),
             )
-            self._sessions[url] = session
+            self._sessions[(url, once)] = session
         return session
 
     async def request(
@@ -69,15 +95,18 @@ class Upstream:
         body: bytes | AsyncIterator[bytes] | None,
     ) -> aiohttp.ClientResponse:
         """Send to the next node; on a connection failure of an idempotent request, try the
-        following ones. The caller must release the response."""
+        following ones. ``path_qs`` goes on byte for byte (no decoding, no dot-segment removal:
+        the engine must see the target the client sent). The caller must release the response.
+        Raises UpstreamUnavailable."""
         attempts = 1 + (self.options.retries if method in IDEMPOTENT else 0)
+        once = _may_poison(path_qs, headers)
         last: Exception | None = None
         for _ in range(attempts):
             url = self.urls[next(self._next)]
             try:
-                return await self._session(url).request(
+                return await self._session(url, once).request(
                     method,
-                    url + path_qs,
+                    URL(url + path_qs, encoded=True),
                     headers=headers,
                     data=body,
                     allow_redirects=False,
@@ -85,6 +114,21 @@ class Upstream:
                 )
             except aiohttp.ClientConnectorError as exc:
                 last = exc
+            except aiohttp.ServerDisconnectedError as exc:
+                # A kept-alive connection the node had closed: safe to send again when the
+                # body is still in hand.
+                if body is not None and not isinstance(body, bytes):
+                    raise UpstreamUnavailable(f"the cluster failed: {type(exc).__name__}") from exc
+                last = exc
+            except TimeoutError:
+                raise UpstreamUnavailable(
+                    f"the cluster did not answer within {self.options.read_timeout_s:g}s",
+                    timeout=True,
+                ) from None
+            except aiohttp.ClientError as exc:
+                # The node closed the connection or sent something that is not HTTP: nothing
+                # reached the client yet, and a second try could repeat a write.
+                raise UpstreamUnavailable(f"the cluster failed: {type(exc).__name__}") from exc
         raise UpstreamUnavailable(f"no node of the cluster answered: {last}") from last
 
     async def close(self) -> None:

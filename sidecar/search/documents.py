@@ -5,7 +5,8 @@ over a list of variants gives every variant's color), and also finds keys that t
 dots (``{"meta.title": …}``), as the engines do. Every value found counts, in order:
 - text: the values of all text fields, one per line;
 - image: every value of the image fields; several images are scored as one multi-image document;
-- video: the first value of the video fields (a Qwen video is one clip; a list would be frames).
+- video: every value of the video fields; several are several videos (the official Qwen code's
+  reading of a list of video files or URLs; a list of image files would be one video's frames).
 No fields configured: the whole ``_source``, one ``path: value`` line per scalar.
 """
 
@@ -81,5 +82,5 @@ def build_document(
         id=doc_id,
         text="\n".join(texts) if texts else None,
         image=(images[0] if len(images) == 1 else images) if images else None,
-        video=videos[0] if videos else None,
+        video=(videos[0] if len(videos) == 1 else videos) if videos else None,
     )

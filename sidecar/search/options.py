@@ -16,7 +16,8 @@ OnError = Literal["original", "fail"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and Infinity would make empty pages or null scores, never what a caller means.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _as_list(value: Any) -> Any:
@@ -109,11 +110,12 @@ def _where(loc: tuple[int | str, ...]) -> str:
 
 
 def parse_ext(raw: Any) -> RerankExt:
-    """Validate ``ext.rerank``; the error names the first bad key path."""
+    """Validate ``ext.rerank`` strictly (JSON types as they are: ``true`` is not a window,
+    ``"10"`` not a number); the error names the first bad key path."""
     if not isinstance(raw, dict):
         raise RerankInputError("ext.rerank", f"must be an object, not {type(raw).__name__}")
     try:
-        return RerankExt.model_validate(raw)
+        return RerankExt.model_validate(raw, strict=True)
     except ValidationError as exc:
         first = exc.errors()[0]
         reason = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sidecar.search.filter_path import FilterPathError, keeps_any, parse_filter_path
 from sidecar.search.options import (
     Combine,
     Fields,
@@ -59,20 +60,26 @@ class Decision:
 
 UNTOUCHED = Decision(body=None)
 
-# Requests whose response the merge could not read or whose pages must stay the engine's;
-# each is also the skip reason.
-_BLOCKING_PARAMS = ("scroll", "filter_path")
+# Requests whose pages must stay the engine's; each is also the skip reason. (``filter_path``
+# is not one: the sidecar asks without it and filters the reranked answer as the engine would.)
+_BLOCKING_PARAMS = ("scroll",)
 
 
 def skipped(reason: str) -> str:
     return f"skipped; reason={reason}"
 
 
-def index_names(expression: str | Sequence[str] | None) -> list[str]:
-    """``a,b*,-c`` → ``["a", "b*"]``; nothing → ``["_all"]``."""
+def index_names(expression: Any) -> list[str]:
+    """``a,b*,-c`` → ``["a", "b*"]``; nothing → ``["_all"]``. (An _msearch header may hold
+    anything: what is not a string or a list of strings names no index here.)"""
     if expression is None or expression == "":
         return ["_all"]
-    parts = expression.split(",") if isinstance(expression, str) else list(expression)
+    if isinstance(expression, str):
+        parts = expression.split(",")
+    elif isinstance(expression, list):
+        parts = [part for part in expression if isinstance(part, str)]
+    else:
+        return ["_all"]
     names = [p.strip() for p in parts if p.strip() and not p.strip().startswith("-")]
     return names or ["_all"]
 
@@ -105,11 +112,33 @@ def _blocked(body: Mapping[str, Any], params: Mapping[str, str]) -> str | None:
     return None
 
 
+def filter_shows_hits(params: Mapping[str, str], prefix: tuple[str, ...] = ()) -> bool:
+    """Would the request's ``filter_path`` leave any hit in the answer? (If not, a rerank could
+    not show, and the engine may filter its own answer.) An invalid one is the engine's to
+    refuse: the sidecar does not rerank it."""
+    getall = getattr(params, "getall", None)
+    values = getall("filter_path") if getall is not None else None
+    try:
+        # The OpenSearch reading is the stricter one (it refuses a lone "-").
+        parsed = parse_filter_path(values or [params["filter_path"]], flavor="opensearch")
+    except FilterPathError:
+        return False
+    return parsed.is_empty or keeps_any(parsed, (*prefix, "hits", "hits"))
+
+
 def _score_sort_only(sort: Any) -> bool:
+    """Only ``_score`` (descending, as the engine sorts it by default)? Anything else, valid or
+    not, is the engine's to sort (or to refuse)."""
     items = sort if isinstance(sort, list) else [sort]
     for item in items:
-        name = item if isinstance(item, str) else next(iter(item), None)
-        if name != "_score":
+        if isinstance(item, str):
+            name, order = item, "desc"
+        elif isinstance(item, dict) and len(item) == 1:
+            ((name, spec),) = item.items()
+            order = spec.get("order", "desc") if isinstance(spec, dict) else spec
+        else:
+            return False
+        if name != "_score" or not isinstance(order, str) or order.lower() != "desc":
             return False
     return True
 
@@ -158,7 +187,7 @@ def decide(
         return UNTOUCHED
     if ext_raw is not None and rule_profile is None and only_query_context(ext_raw):
         return UNTOUCHED  # written for the engine's own rerank processor
-    forwarded = _without_ext_rerank(body) if ext_raw is not None else None
+    forwarded = without_ext_rerank(body) if ext_raw is not None else None
     ext = parse_ext(ext_raw) if ext_raw is not None else None
 
     if rerank_header is not None and rerank_header.strip().lower() == "off":
@@ -186,7 +215,15 @@ def decide(
             "ext.rerank.window", f"{window} is larger than the maximum {defaults.max_window}"
         )
 
+    timeout_ms = chosen.timeout_ms or defaults.timeout_ms
+    if timeout_ms > defaults.max_timeout_ms:
+        raise RerankInputError(
+            "ext.rerank.timeout_ms",
+            f"{timeout_ms} is larger than the maximum {defaults.max_timeout_ms}",
+        )
     reason = _blocked(body, params)
+    if reason is None and "filter_path" in params and not filter_shows_hits(params):
+        reason = "filter_path"
     if reason is not None:
         return Decision(forwarded, reason)
     query = _query(body, ext, params)
@@ -200,7 +237,7 @@ def decide(
         fields=chosen.fields or Fields(),
         combine=chosen.combine or defaults.combine,
         min_score=chosen.min_score,
-        timeout_ms=chosen.timeout_ms or defaults.timeout_ms,
+        timeout_ms=timeout_ms,
         on_error=chosen.on_error or defaults.on_error,
         max_doc_tokens=chosen.max_doc_tokens,
         profile=profile_name,
@@ -208,7 +245,7 @@ def decide(
     return Decision(forwarded, plan=plan)
 
 
-def _without_ext_rerank(body: dict[str, Any]) -> dict[str, Any]:
+def without_ext_rerank(body: dict[str, Any]) -> dict[str, Any]:
     """The body the engine sees: ours removed, and ``ext`` too when nothing else was in it."""
     ext = {k: v for k, v in body["ext"].items() if k != "rerank"}
     out = {k: v for k, v in body.items() if k != "ext"}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sidecar.scoring.dispatch import Dispatcher, DispatchError
@@ -22,6 +22,7 @@ from sidecar.search.source import SOURCE_PARAMS, SourceView, client_view, fetch_
 from workers.contract import ScoringJob
 
 PAGE_PARAMS = ("from", "size")
+ANSWER_PARAMS = ("filter_path",)  # applied by the sidecar to the reranked answer
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,9 @@ class PreparedSearch:
     params: list[tuple[str, str]]
     page: Page
     view: SourceView
+    filter_path: list[str] = field(default_factory=list)
+    """The client's ``filter_path`` values: the engine answers without it, the sidecar filters
+    the reranked answer."""
 
 
 @dataclass(frozen=True)
@@ -70,32 +74,43 @@ class RerankFailed(RuntimeError):
         return f"failed; reason={self.reason}"
 
 
-class BadPaging(ValueError):
-    """from/size are not what the engine accepts; it should answer that itself."""
+class Unsupported(ValueError):
+    """The search asks for something the sidecar does not rewrite (``reason``: ``paging`` for
+    from/size that are not plain non-negative integers, ``source`` for a ``_source`` of a shape
+    the engines do not define): the engine should see it as sent and answer it itself."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+class UnexpectedResponse(ValueError):
+    """The engine answered 200 with a body the merge cannot read as a search response."""
 
 
 def _int(value: Any, default: int) -> int:
+    """``from``/``size``: an integer, or digits (URL parameters); anything else (a float, a
+    boolean, Infinity, a huge number) is the engine's to accept or refuse."""
     if value is None:
         return default
-    if isinstance(value, bool):
-        raise BadPaging(str(value))
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise BadPaging(str(value)) from None
-    if number < 0:
-        raise BadPaging(str(value))
-    return number
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 9:
+        return int(value.strip())
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**31:
+        return value
+    raise Unsupported("paging", repr(value)[:100])
 
 
 def prepare(
     plan: RerankPlan, body: Mapping[str, Any], params: list[tuple[str, str]]
 ) -> PreparedSearch:
-    """The widened request. Raises BadPaging when from/size are invalid."""
+    """The widened request. Raises Unsupported for from/size or _source it does not rewrite."""
     query = dict(params)
     start = _int(query.get("from", body.get("from")), 0)
     size = _int(query.get("size", body.get("size")), 10)
-    view = client_view(body, query)
+    try:
+        view = client_view(body, query)
+    except (TypeError, ValueError):
+        raise Unsupported("source", repr(body.get("_source"))[:100]) from None
     widened = dict(body)
     widened["from"] = 0
     widened["size"] = max(plan.window, start + size)
@@ -104,8 +119,10 @@ def prepare(
         widened["_source"] = source
     elif any(name in query for name in SOURCE_PARAMS):
         widened["_source"] = True
-    kept = [(k, v) for k, v in params if k not in PAGE_PARAMS and k not in SOURCE_PARAMS]
-    return PreparedSearch(plan, widened, kept, Page(start, size), view)
+    dropped = (*PAGE_PARAMS, *SOURCE_PARAMS, *ANSWER_PARAMS)
+    kept = [(k, v) for k, v in params if k not in dropped]
+    filters = [v for k, v in params if k == "filter_path"]
+    return PreparedSearch(plan, widened, kept, Page(start, size), view, filters)
 
 
 class SearchReranker:
@@ -117,8 +134,7 @@ class SearchReranker:
         """Rerank ``response`` (the engine's answer to ``search.body``) in place."""
         started = time.perf_counter()
         plan = search.plan
-        hits_node = response.get("hits")
-        hits: list[dict[str, Any]] = hits_node.get("hits", []) if hits_node else []
+        hits_node, hits = search_hits(response)
         window = hits[: plan.window]
         documents = [
             build_document(str(i), hit.get("_source"), plan.fields) for i, hit in enumerate(window)
@@ -179,6 +195,23 @@ class SearchReranker:
             restore_view(hit, search.view)
         if response.get("hits") is not None:
             response["hits"]["hits"] = page
+
+
+def search_hits(response: Any) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The ``hits`` object of a search response and its hits. Raises UnexpectedResponse for
+    anything the merge could not read: what the engine sent then goes to the client instead."""
+    if not isinstance(response, dict):
+        raise UnexpectedResponse(f"the response is a {type(response).__name__}, not an object")
+    node = response.get("hits")
+    if node is None:
+        return None, []
+    if not isinstance(node, dict) or not isinstance(node.get("hits", []), list):
+        raise UnexpectedResponse("hits.hits is not a list")
+    hits: list[Any] = node.get("hits", [])
+    for hit in hits:
+        if not isinstance(hit, dict) or not isinstance(hit.get("fields", {}), dict):
+            raise UnexpectedResponse("a hit is not an object with a fields object")
+    return node, hits
 
 
 def _add_took(response: dict[str, Any], took_ms: float) -> None:

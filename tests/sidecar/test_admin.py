@@ -99,3 +99,32 @@ def test_access_log_is_json_without_secrets(
     assert second["status"] == refused.status_code
     assert second["target"] == f"/{INDEX}/_search?api_key=%5Bredacted%5D"
     assert all(secret not in r.getMessage() for r in caplog.records)
+
+
+def test_a_client_that_leaves_is_counted_as_499_not_500(
+    opensearch: EngineHandle, scoring_worker: ScoringWorkerHandle, tiny_registry: dict[str, Any]
+) -> None:
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    _one_doc_index(opensearch)
+    settings = rerank_settings(opensearch.url, scoring_worker.worker.broker_url, tiny_registry)
+    with serve_in_thread(create_app(settings)) as url:
+        parts = urlsplit(url)
+        with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
+            # Half a body, then gone: the handler is cancelled while it reads.
+            sock.sendall(
+                f"POST /{INDEX}/_search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                '\r\nContent-Length: 500\r\n\r\n{"query": '.encode()
+            )
+            time.sleep(0.2)
+        deadline = time.monotonic() + 10
+        text = ""
+        while time.monotonic() < deadline:
+            text = httpx.get(f"{url}/_rerank/metrics").text
+            if 'code="499"' in text:
+                break
+            time.sleep(0.05)
+    assert 'rerank_sidecar_requests_total{code="499",route="search"} 1.0' in text
+    assert 'code="500"' not in text

@@ -34,9 +34,15 @@ def os_proxy(opensearch: EngineHandle) -> Iterator[str]:
     yield from _proxy(opensearch)
 
 
+@pytest.fixture(scope="module", params=["elasticsearch", "elasticsearch9"])
+def es_engine(request: pytest.FixtureRequest) -> EngineHandle:
+    handle: EngineHandle = request.getfixturevalue(request.param)
+    return handle
+
+
 @pytest.fixture(scope="module")
-def es_proxy(elasticsearch: EngineHandle) -> Iterator[str]:
-    yield from _proxy(elasticsearch)
+def es_proxy(es_engine: EngineHandle) -> Iterator[str]:
+    yield from _proxy(es_engine)
 
 
 def _raw(
@@ -178,13 +184,13 @@ def test_opensearch_py_through_the_sidecar_equals_direct(
 
 
 def test_elasticsearch_py_through_the_sidecar_equals_direct(
-    elasticsearch: EngineHandle, es_proxy: str
+    es_engine: EngineHandle, es_proxy: str
 ) -> None:
     from elasticsearch import Elasticsearch
 
     proxied = Elasticsearch(es_proxy)
     try:
-        direct = _es_workout(elasticsearch.client, "pt-direct")
+        direct = _es_workout(es_engine.client, "pt-direct")
         through = _es_workout(proxied, "pt-proxied")
     finally:
         proxied.close()
@@ -206,24 +212,24 @@ def test_elasticsearch_py_through_the_sidecar_equals_direct(
     ],
 )
 def test_answers_are_byte_equal_to_going_direct(
-    elasticsearch: EngineHandle, es_proxy: str, path: str, method: str, body: bytes | None
+    es_engine: EngineHandle, es_proxy: str, path: str, method: str, body: bytes | None
 ) -> None:
     json_type = {"Content-Type": "application/json"}
     # One shard, no replica: a single-node cluster stays green for the tests after this one.
     _raw(
-        f"{elasticsearch.url}/pt-bytes",
+        f"{es_engine.url}/pt-bytes",
         "PUT",
         b'{"settings": {"number_of_replicas": 0}}',
         json_type,
     )
     _raw(
-        f"{elasticsearch.url}/pt-bytes/_doc/1?refresh=true",
+        f"{es_engine.url}/pt-bytes/_doc/1?refresh=true",
         "PUT",
         b'{"title": "red shoes"}',
         {"Content-Type": "application/json"},
     )
     headers = {"Content-Type": "application/json"} if body else {}
-    direct = _raw(f"{elasticsearch.url}{path}", method, body, headers)
+    direct = _raw(f"{es_engine.url}{path}", method, body, headers)
     through = _raw(f"{es_proxy}{path}", method, body, headers)
     assert through[0] == direct[0]
     assert through[2] == direct[2]
@@ -242,7 +248,7 @@ def test_gzip_answers_pass_through_compressed(opensearch: EngineHandle, os_proxy
 
 
 def test_compatibility_headers_and_opaque_id_reach_the_engine(
-    elasticsearch: EngineHandle, es_proxy: str
+    es_engine: EngineHandle, es_proxy: str
 ) -> None:
     compat = "application/vnd.elasticsearch+json; compatible-with=8"
     headers = {"Accept": compat, "Content-Type": compat, "X-Opaque-Id": "trace-me-42"}

@@ -79,7 +79,8 @@ def test_ext_rerank_is_stripped_and_other_ext_kept() -> None:
         ({**MATCH, "sort": ["price"]}, {}, "sort"),
         ({**MATCH, "search_after": [1]}, {}, "search_after"),
         (MATCH, {"scroll": "1m"}, "scroll"),
-        (MATCH, {"filter_path": "hits.hits._id"}, "filter_path"),
+        (MATCH, {"filter_path": "took,_shards"}, "filter_path"),  # no hit would show
+        (MATCH, {"filter_path": "-"}, "filter_path"),  # OpenSearch refuses it: the engine says so
         ({"query": {"term": {"brand": "acme"}}}, {}, "no_query_text"),
     ],
 )
@@ -89,6 +90,11 @@ def test_searches_it_cannot_rerank_say_why(
     decision = decide(SETTINGS, "products", dict(body), params, None)
     assert decision.plan is None
     assert decision.status == f"skipped; reason={reason}"
+
+
+@pytest.mark.parametrize("value", ["hits.hits._id", "-hits.hits._source", "**._score", "hits"])
+def test_a_filter_path_that_keeps_hits_is_reranked_and_applied_after(value: str) -> None:
+    assert decide(SETTINGS, "products", dict(MATCH), {"filter_path": value}, None).plan is not None
 
 
 def test_score_sort_and_url_query_are_rerankable() -> None:
@@ -141,7 +147,7 @@ def test_documents_from_fields() -> None:
     assert doc is not None
     assert doc.text == "Red shoes\nsale\nnew"
     assert doc.image == ["a.png", "b.png"]
-    assert doc.video == "one.mp4"
+    assert doc.video == ["one.mp4", "two.mp4"]  # several videos, as the official code reads them
     only_missing = Fields(text=["nothing"])
     assert build_document("4", SOURCE, only_missing) is None
     whole = build_document("5", {"a": {"b": "x"}, "n": 2, "f": False}, Fields())
@@ -201,3 +207,69 @@ def test_filter_source_like_the_engines() -> None:
     }
     wildcard = client_view({"_source": ["var*.s*"]}, {})
     assert filter_source(SOURCE, wildcard) == {"variants": [{"size": 40}, {"stock": {"n": 3}}]}
+
+
+@pytest.mark.parametrize(
+    ("ext", "path"),
+    [
+        ({"window": True}, "ext.rerank.window"),  # a boolean is not a number
+        ({"window": "10"}, "ext.rerank.window"),
+        ({"window": 10.5}, "ext.rerank.window"),
+        ({"min_score": float("nan")}, "ext.rerank.min_score"),
+        ({"min_score": float("inf")}, "ext.rerank.min_score"),
+        ({"combine": {"mode": "weighted", "query_weight": float("-inf")}}, "ext.rerank.combine"),
+        ({"enabled": 1}, "ext.rerank.enabled"),
+        ({"timeout_ms": 10**9}, "ext.rerank.timeout_ms"),
+    ],
+)
+def test_ext_values_are_taken_as_json_types_and_finite(ext: dict[str, Any], path: str) -> None:
+    body = {**MATCH, "ext": {"rerank": ext}}
+    with pytest.raises(RerankInputError) as caught:
+        decide(SETTINGS, "products", body, {}, None)
+    assert caught.value.path.startswith(path)
+
+
+@pytest.mark.parametrize(
+    "sort",
+    [[1], 5, [None], [{}], [{"_score": "asc"}], [{"_score": {"order": "asc"}}], ["price"]],
+)
+def test_any_sort_but_score_descending_is_left_to_the_engine(sort: Any) -> None:
+    decision = decide(SETTINGS, "products", {**MATCH, "sort": sort}, {}, None)
+    assert decision.plan is None and decision.skip_reason == "sort"
+
+
+@pytest.mark.parametrize("sort", ["_score", [{"_score": "desc"}], [{"_score": {"order": "DESC"}}]])
+def test_score_descending_sorts_are_reranked(sort: Any) -> None:
+    assert decide(SETTINGS, "products", {**MATCH, "sort": sort}, {}, None).plan is not None
+
+
+@pytest.mark.parametrize("value", [float("inf"), 1e400, -1, 10.5, True, "ten", 2**40, None])
+def test_paging_the_sidecar_does_not_rewrite_is_left_to_the_engine(value: Any) -> None:
+    from sidecar.search.rerank import Unsupported, prepare
+
+    plan = decide(SETTINGS, "products", dict(MATCH), {}, None).plan
+    assert plan is not None
+    if value is None:
+        assert prepare(plan, {**MATCH, "size": value}, []).page.size == 10
+        return
+    with pytest.raises(Unsupported) as caught:
+        prepare(plan, {**MATCH, "size": value}, [])
+    assert caught.value.reason == "paging"
+
+
+def test_msearch_headers_of_any_shape_name_indices_or_nothing() -> None:
+    assert index_names(["products", 5, None]) == ["products"]
+    assert index_names(5) == ["_all"]
+    assert index_names({"a": 1}) == ["_all"]
+
+
+def test_the_msearch_status_lists_each_sub_search_or_counts_them_when_long() -> None:
+    from sidecar.proxy.msearch import MAX_STATUS_HEADER, status_header
+
+    assert status_header(["applied", "skipped; reason=no_rule"]) == (
+        "applied, skipped; reason=no_rule"
+    )
+    many = ["applied"] * 600 + ["degraded; reason=timeout"] * 3 + ["applied"]
+    counted = status_header(many)
+    assert counted == "applied; count=601, degraded; reason=timeout; count=3"
+    assert len(status_header(["applied"] * 10_000)) < MAX_STATUS_HEADER

@@ -42,7 +42,9 @@ class MediaDocument(BaseModel):
 
     text: str | list[str] | None = None
     image: str | list[str] | None = None
-    video: str | list[str] | None = None
+    video: str | list[str | list[str]] | None = None
+    """One video (a file or URL), one video as a list of frames (image references), or a list
+    of videos, each a file or URL or a list of frames: the official Qwen code's reading."""
 
 
 class ContentDocument(BaseModel):
@@ -117,7 +119,7 @@ def has_content(content: Content) -> bool:
 class ResultDocument(BaseModel):
     text: str | None = None
     image: str | list[str] | None = None
-    video: str | list[str] | None = None
+    video: str | list[str | list[str]] | None = None
 
 
 class RerankResult(BaseModel):

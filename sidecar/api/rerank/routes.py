@@ -55,7 +55,13 @@ def _authorized(request: web.Request) -> bool:
     return any(hmac.compare_digest(token.encode(), k.get_secret_value().encode()) for k in keys)
 
 
-UNION_BRANCHES = {"str", "MediaDocument", "ContentDocument", "list[str]"}
+UNION_BRANCHES = {"str", "MediaDocument", "ContentDocument"}
+
+
+def _is_branch(part: int | str) -> bool:
+    """A union branch's tag in an error location (``str``, ``list[str]``, ``MediaDocument``):
+    noise to a caller, who named fields, not types."""
+    return isinstance(part, str) and (part in UNION_BRANCHES or "[" in part)
 
 
 def _path(loc: tuple[int | str, ...]) -> str:
@@ -63,7 +69,7 @@ def _path(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part not in UNION_BRANCHES:  # union branch names are noise to a caller
+        elif not _is_branch(part):
             path += f".{part}" if path else str(part)
     return path
 
@@ -72,7 +78,7 @@ def _most_specific(exc: ValidationError) -> tuple[str, str]:
     """(field path, reason) of the deepest error: for a union, the branch that got furthest."""
 
     def rank(error: Any) -> tuple[int, int]:
-        depth = sum(1 for part in error["loc"] if part not in UNION_BRANCHES)
+        depth = sum(1 for part in error["loc"] if not _is_branch(part))
         # On a tie, a field that is there but wrong says more than one that is missing.
         return depth, 0 if error["type"] == "missing" else 1
 
