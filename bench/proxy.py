@@ -48,21 +48,22 @@ import redis.asyncio as aioredis  # noqa: E402
 from aiohttp import web  # noqa: E402
 
 from bench.report import machine, write_section  # noqa: E402
-from sidecar.app import create_app  # noqa: E402
-from sidecar.body import SERVER_OPTIONS  # noqa: E402
+from sidecar.app import RUNNER_OPTIONS, create_app, runner_options  # noqa: E402
 from sidecar.event_loop import new_event_loop  # noqa: E402
 from sidecar.scoring.cache import CachedDispatcher, ScoreCache  # noqa: E402
 from sidecar.settings import (  # noqa: E402
     DispatchSettings,
     RerankSettings,
+    ServerSettings,
     Settings,
     UpstreamSettings,
 )
 from sidecar.testbed import engine_specs, start_engine, start_redis  # noqa: E402
-from workers.contract import ScoringJob, ScoringResult  # noqa: E402
+from workers.contract import ModelSpec, ScoringJob, ScoringResult  # noqa: E402
 
 SCRIPT = str(Path(__file__).resolve())
 MODEL = "qwen3-reranker-0.6b"
+CELERY_MODEL = "tiny-text"
 MAX_WINDOW = 1000
 SEARCH_INDEX = "bench"
 BULK_INDEX = "bench-bulk"
@@ -75,6 +76,7 @@ QUERIES = 10  # distinct query texts per kind of request, cycled
 
 # Defaults of the sized flags, and what --quick uses instead.
 DEFAULTS = {
+    "celery_requests": 400,
     "searches": 2000,
     "bulks": 200,
     "rerank_requests": 300,
@@ -82,6 +84,7 @@ DEFAULTS = {
     "warmup": 200,
 }
 QUICK = {
+    "celery_requests": 60,
     "searches": 300,
     "bulks": 30,
     "rerank_requests": 40,
@@ -155,6 +158,7 @@ class Measured:
     count: int
     took: list[float]  # X-Rerank-Took-Ms of each reranked answer
     cpu_s: float = 0.0  # CPU time of the phase's cpu_pid during the phase
+    statuses: dict[str, int] = field(default_factory=dict)  # X-Rerank-Status, reason kept
 
     @property
     def cpu_ms_per_request(self) -> float:
@@ -162,13 +166,23 @@ class Measured:
 
     @classmethod
     def merge(cls, parts: list[Measured]) -> Measured:
+        statuses: dict[str, int] = {}
+        for part in parts:
+            for status, n in part.statuses.items():
+                statuses[status] = statuses.get(status, 0) + n
         return cls(
             [x for p in parts for x in p.latencies],
             sum(p.elapsed for p in parts),
             sum(p.count for p in parts),
             [x for p in parts for x in p.took],
             sum(p.cpu_s for p in parts),
+            statuses,
         )
+
+    @property
+    def applied_share(self) -> float:
+        applied = sum(n for status, n in self.statuses.items() if status.startswith("applied"))
+        return applied / self.count
 
     @property
     def rps(self) -> float:
@@ -190,6 +204,7 @@ async def run_phase(session: aiohttp.ClientSession, phase: Phase) -> Measured:
     headers = {"Content-Type": phase.content_type}
     latencies: list[float] = []
     took: list[float] = []
+    statuses: dict[str, int] = {}
     counter = iter(range(phase.total))
 
     async def client() -> None:
@@ -207,6 +222,8 @@ async def run_phase(session: aiohttp.ClientSession, phase: Phase) -> Measured:
                 raise RuntimeError(f"POST {url}: the bulk request had errors: {data[:500]!r}")
             wanted = expect[n % len(bodies)]
             status = response.headers.get("X-Rerank-Status")
+            kind = (status or "absent").split("; unscored")[0]
+            statuses[kind] = statuses.get(kind, 0) + 1
             if wanted and (status or "absent") != wanted:
                 raise RuntimeError(f"POST {url}: X-Rerank-Status {status!r}, wanted {wanted!r}")
             if "X-Rerank-Took-Ms" in response.headers:
@@ -219,7 +236,7 @@ async def run_phase(session: aiohttp.ClientSession, phase: Phase) -> Measured:
     await asyncio.gather(*(client() for _ in range(phase.clients)))
     elapsed = time.perf_counter() - started
     cpu = cpu_seconds(phase.cpu_pid) - cpu_before if phase.cpu_pid else 0.0
-    return Measured(latencies, elapsed, phase.total, took, cpu)
+    return Measured(latencies, elapsed, phase.total, took, cpu, statuses)
 
 
 async def run_phases(phases: list[Phase]) -> list[Measured]:
@@ -294,23 +311,43 @@ def minimal_proxy(upstream: str) -> web.Application:
     return app
 
 
-def serve_sidecar_main(upstream: str, cache_redis: str | None, minimal: bool) -> None:
+def celery_sidecar_settings(engine_url: str, broker: str, model_path: str) -> Settings:
+    """The sidecar as deployed: scoring jobs through Redis to a real Celery worker serving the
+    tiny Qwen3 text model (real forward passes), no score cache."""
+    return Settings(
+        upstream=UpstreamSettings(urls=[engine_url]),
+        celery={"broker_url": broker},
+        models={CELERY_MODEL: ModelSpec(path=model_path, kind="qwen3", device="cpu")},
+        dispatch=DispatchSettings(cache_enabled=False),
+        rerank=RerankSettings(window=10, max_window=MAX_WINDOW, default_model=CELERY_MODEL),
+    )
+
+
+def serve_sidecar_main(
+    upstream: str,
+    cache_redis: str | None,
+    minimal: bool,
+    celery_broker: str | None = None,
+    model_path: str | None = None,
+) -> None:
     """Serve the sidecar on a free loopback port with the zero-cost scorer (behind the score
-    cache on ``cache_redis`` when given), or the minimal proxy; print the port as JSON. Each
-    line read on stdin is answered with the scorer's counters as JSON; it stops when stdin
-    closes."""
+    cache on ``cache_redis`` when given), with the Celery dispatcher (``celery_broker``), or the
+    minimal proxy; print the port as JSON. Each line read on stdin is answered with the
+    scorer's counters as JSON; it stops when stdin closes."""
 
     async def serve() -> None:
         scorer = ZeroCostDispatcher()
         dispatcher: ZeroCostDispatcher | CachedDispatcher = scorer
         if cache_redis is not None:
             dispatcher = CachedDispatcher(scorer, ScoreCache(aioredis.Redis.from_url(cache_redis)))
-        app = (
-            minimal_proxy(upstream)
-            if minimal
-            else create_app(sidecar_settings(upstream), dispatcher=dispatcher)
-        )
-        runner = web.AppRunner(app, **SERVER_OPTIONS, access_log=None)
+        if minimal:
+            app = minimal_proxy(upstream)
+        elif celery_broker is not None and model_path is not None:
+            app = create_app(celery_sidecar_settings(upstream, celery_broker, model_path))
+        else:
+            app = create_app(sidecar_settings(upstream), dispatcher=dispatcher)
+        options = app.get(RUNNER_OPTIONS) or runner_options(ServerSettings())
+        runner = web.AppRunner(app, **options, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         print(json.dumps({"port": runner.addresses[0][1]}), flush=True)
@@ -332,13 +369,20 @@ class SidecarProcess:
     """A ``--serve-sidecar`` child: its URL, its pid, and its scorer's call count on demand."""
 
     def __init__(
-        self, upstream: str, cache_redis: str | None = None, minimal: bool = False
+        self,
+        upstream: str,
+        cache_redis: str | None = None,
+        minimal: bool = False,
+        celery_broker: str | None = None,
+        model_path: str | None = None,
     ) -> None:
         command = [sys.executable, SCRIPT, "--serve-sidecar", "--upstream", upstream]
         if cache_redis is not None:
             command += ["--cache-redis", cache_redis]
         if minimal:
             command.append("--minimal")
+        if celery_broker is not None and model_path is not None:
+            command += ["--celery-broker", celery_broker, "--model-path", model_path]
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in __exit__)
         self.process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True
@@ -648,6 +692,98 @@ def measure_rerank(
 
 
 @dataclass
+class CeleryRow:
+    clients: int
+    direct: Measured
+    sidecar: Measured
+
+
+CELERY_WORKER_THREADS = 8
+
+
+def measure_celery(
+    engine_url: str, base: Settings, args: argparse.Namespace
+) -> tuple[list[CeleryRow], str]:
+    """The reranked path as deployed: every search's window scored by a real Celery worker
+    (tiny Qwen3 text model, real forward passes) through Redis, at rising concurrency. Each
+    search has a query text of its own, so no two jobs are the same."""
+    from sidecar.testbed import start_worker
+    from workers.random_models import cached_tiny_model
+
+    model_path = str(cached_tiny_model("qwen3", base.cache_dir))
+    spec = ModelSpec(path=model_path, kind="qwen3", device="cpu")
+    threads = base.model_copy(
+        update={
+            "testbed": base.testbed.model_copy(update={"worker_concurrency": CELERY_WORKER_THREADS})
+        }
+    )
+    path = f"/{SEARCH_INDEX}/_search"
+    query = {"match": {"description": f"{COMMON} q__N__"}}
+    reranked = [json.dumps({"query": query, "size": 10, "ext": {"rerank": {"window": 10}}})]
+    direct = [json.dumps({"query": query, "size": 10})]
+    total = sized(args, "celery_requests")
+    unique: dict[str, Any] = {"unique": True}
+    redis_server = start_redis(base)
+    worker = start_worker(threads, redis_server.url, models={CELERY_MODEL: spec})
+    try:
+        with SidecarProcess(
+            engine_url, celery_broker=redis_server.url, model_path=model_path
+        ) as sidecar:
+            loadgen([Phase(sidecar.url, path, reranked, 40, 4, ["applied"], **unique)])
+            plan = Plan()
+            cells = []
+            for c in int_list(args.celery_clients):
+                makers = [
+                    maker(engine_url, path, direct, c, **unique),
+                    maker(sidecar.url, path, reranked, c, cpu_pid=sidecar.pid, **unique),
+                ]
+                cells.append((c, plan.cell(args.rounds, max(total, 2 * c), makers)))
+            results = loadgen(plan.phases)
+            sidecar.check_alive()
+    finally:
+        worker.stop()
+        redis_server.stop()
+    rows = []
+    for c, pick in cells:
+        direct_m, sidecar_m = pick(results)
+        rows.append(CeleryRow(c, direct_m, sidecar_m))
+    return rows, model_path
+
+
+def render_celery(rows: list[CeleryRow], args: argparse.Namespace, engine_version: str) -> str:
+    lines = [
+        "| clients | requests | direct p50 (ms) | sidecar req/s | sidecar p50 (ms) "
+        "| sidecar p99 (ms) | applied | not applied (X-Rerank-Status) |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r in rows:
+        others = ", ".join(
+            f"{status}: {n}"
+            for status, n in sorted(r.sidecar.statuses.items())
+            if not status.startswith("applied")
+        )
+        lines.append(
+            f"| {r.clients} | {r.sidecar.count} | {r.direct.p50:.2f} | {r.sidecar.rps:.1f} | "
+            f"{r.sidecar.p50:.2f} | {r.sidecar.p99:.2f} | {r.sidecar.applied_share:.1%} | "
+            f"{others or 'none'} |"
+        )
+    paragraph = (
+        f"Run {datetime.date.today().isoformat()} on {machine()}; OpenSearch {engine_version} "
+        f"(test bed), {args.docs} documents. The sidecar (its own process, the app "
+        f"`rerank-sidecar serve` builds, Celery dispatch, score cache off) reranks a size-10 "
+        f"match search at window 10, every search with a query text of its own; each window "
+        f"goes through Redis to a real Celery worker ({CELERY_WORKER_THREADS} task threads, one "
+        f"batcher) that scores it with the tiny Qwen3 text model (real forward passes, CPU). "
+        f"Deadline {Settings().rerank.timeout_ms} ms (the default); a search whose scores do "
+        f"not come in time is answered in the engine's order (`degraded`). The engine, Redis, "
+        f"the worker, the sidecar and the load generator share the machine's cores, so the "
+        f"model's forward passes compete with the proxying: on a GPU machine the worker's share "
+        f"goes elsewhere. *direct* is the same search without reranking, straight to the engine."
+    )
+    return f"{paragraph}\n\n" + "\n".join(lines)
+
+
+@dataclass
 class MemoryResult:
     requests: int
     clients: int
@@ -848,12 +984,23 @@ def main() -> None:
     parser.add_argument("--upstream", help=argparse.SUPPRESS)
     parser.add_argument("--cache-redis", help=argparse.SUPPRESS)
     parser.add_argument("--minimal", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--celery-broker", help=argparse.SUPPRESS)
+    parser.add_argument("--model-path", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--celery-clients", default="1,8,32,128", help="clients of the Celery-worker rows"
+    )
+    parser.add_argument("--celery-requests", type=int, help="requests per Celery-worker row")
+    parser.add_argument(
+        "--only-celery", action="store_true", help="measure only the Celery-worker rows"
+    )
     args = parser.parse_args()
     if args.loadgen:
         loadgen_main()
         return
     if args.serve_sidecar:
-        serve_sidecar_main(args.upstream, args.cache_redis, args.minimal)
+        serve_sidecar_main(
+            args.upstream, args.cache_redis, args.minimal, args.celery_broker, args.model_path
+        )
         return
     windows = int_list(args.windows)
     if max(windows) > MAX_WINDOW:
@@ -869,6 +1016,18 @@ def main() -> None:
     memory: MemoryResult | None = None
     try:
         seed(engine.url, args.docs)
+        print("reranked through a Celery worker …", file=sys.stderr)
+        celery_rows, _ = measure_celery(engine.url, base, args)
+        celery_text = render_celery(celery_rows, args, spec.version)
+        print(celery_text)
+        if not args.no_write:
+            write_section(
+                f"## Reranked searches through a Celery worker (`bench/proxy.py`)\n\n{celery_text}",
+                ROOT / "docs" / "benchmarks.md",
+                "proxy-celery",
+            )
+        if args.only_celery:
+            return
         # The JVM compiles its hot paths during the first few hundred searches: not in any cell.
         print("warming the engine up …", file=sys.stderr)
         mixed = [*search_bodies(), *search_bodies(size=100), *search_bodies(size=max(windows))]

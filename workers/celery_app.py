@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from celery import Celery
 
+from workers import broker_guard
+
 DEFAULT_QUEUE = "rerank.default"
 
 
@@ -26,6 +28,7 @@ def create_celery_app(
     to the queue when its worker dies (reject_on_worker_lost; Redis redelivers it after the
     visibility timeout). Each process takes one job at a time from the broker (prefetch 1).
     """
+    broker_guard.install()  # a broker restart must not stop a busy worker (see the module)
     app = Celery("rerank", broker=broker_url, backend=result_backend or broker_url)
     app.conf.update(
         task_serializer="json",

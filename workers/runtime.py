@@ -25,6 +25,8 @@ from workers.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
 
+RETRY_S = 0.5
+"""Heartbeat interval while Redis does not answer."""
 PRUNE_EVERY = 12
 """Heartbeats between removals of members not heard from for WORKER_STALE_S × 10 (a minute)."""
 
@@ -80,7 +82,10 @@ class Heartbeat:
     def _run(self) -> None:
         while True:
             self.beat()
-            if self._stop.wait(self.interval_s):
+            # While Redis is unreachable (restarting), try again soon: a restarted Redis has lost
+            # the heartbeat set, and the sidecar says no_worker until it is back.
+            wait = min(self.interval_s, RETRY_S) if self._failing else self.interval_s
+            if self._stop.wait(wait):
                 return
 
     def stop(self) -> None:

@@ -32,6 +32,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -80,10 +81,14 @@ class CeleryDispatcher:
             timeout_s=self.options.redis_timeout_s,
         )
         self._prefix = f"rs-{uuid.uuid4().hex[:12]}."
-        self._results = ResultListener(
-            backend, self._prefix, self._redis, self.options.redis_timeout_s
-        )
         self._workers = WorkerDirectory(self._redis)
+        self._results = ResultListener(
+            backend,
+            self._prefix,
+            self._redis,
+            self.options.redis_timeout_s,
+            on_reconnect=self._workers.after_outage,
+        )
         self._executor = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="publish")
         self._in_flight = 0
         self._broker_down_until = 0.0
@@ -182,8 +187,14 @@ class ResultListener:
     dispatcher, read by one task on a connection of its own; a job waits on a future."""
 
     def __init__(
-        self, url: str, prefix: str, store: aioredis.Redis, timeout_s: float = 2.0
+        self,
+        url: str,
+        prefix: str,
+        store: aioredis.Redis,
+        timeout_s: float = 2.0,
+        on_reconnect: Callable[[], None] | None = None,
     ) -> None:
+        self._on_reconnect = on_reconnect
         self._url = url
         self._pattern = f"{META_PREFIX}{prefix}*"
         self._store = store
@@ -265,6 +276,8 @@ class ResultListener:
             if self._outage_logged:
                 log.warning("the Redis result channel is back")
                 self._outage_logged = False
+                if self._on_reconnect is not None:
+                    self._on_reconnect()
             await self._sweep()
             while True:
                 message = await pubsub.get_message(timeout=1.0)

@@ -3,7 +3,10 @@
 A job for a model no worker serves would sit in its queue until a worker appears, possibly
 never: the sidecar asks first and says ``no_worker`` at once. The answer is kept for a second
 per model and shared by the jobs that ask meanwhile, so a burst costs one Redis read; if Redis
-cannot be asked, the job goes on (publishing will tell).
+cannot be asked, the job goes on (publishing will tell). A Redis that restarted has lost every
+heartbeat: for two heartbeat intervals after the dispatcher saw it come back (``after_outage``),
+a model without any heartbeat counts as served, so reranking resumes at once instead of when
+the workers next beat.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ import time
 
 import redis.asyncio as aioredis
 
-from workers.contract import WORKER_STALE_S, heartbeat_key
+from workers.contract import WORKER_HEARTBEAT_S, WORKER_STALE_S, heartbeat_key
 
 FRESH_S = 1.0
+GRACE_S = 2 * WORKER_HEARTBEAT_S
 
 
 class WorkerDirectory:
@@ -24,6 +28,12 @@ class WorkerDirectory:
         self._fresh_s = fresh_s
         self._known: dict[str, tuple[float, bool]] = {}
         self._asking: dict[str, asyncio.Future[bool]] = {}
+        self._grace_until = 0.0
+
+    def after_outage(self) -> None:
+        """Redis is back after an outage: its heartbeats may be gone until the workers beat."""
+        self._grace_until = time.monotonic() + GRACE_S
+        self._known.clear()
 
     async def serves(self, model: str) -> bool:
         """Is a worker serving ``model`` heard from within ``WORKER_STALE_S``?"""
@@ -43,10 +53,13 @@ class WorkerDirectory:
         return answer
 
     async def _ask(self, model: str) -> bool:
+        key = heartbeat_key(model)
         try:
             live = await self._redis.zrangebyscore(
-                heartbeat_key(model), time.time() - WORKER_STALE_S, "+inf", start=0, num=1
+                key, time.time() - WORKER_STALE_S, "+inf", start=0, num=1
             )
+            if not live and time.monotonic() < self._grace_until:
+                return not await self._redis.exists(key)  # lost with the restart, not stale
         except (aioredis.RedisError, OSError):
             return True  # unknown: let the job try
         answer = bool(live)
