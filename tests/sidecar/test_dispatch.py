@@ -185,3 +185,18 @@ def test_local_dispatch_scores_equal_in_process_scores(
     assert result.scores[:2] == pytest.approx(expected.scores[:2], abs=TOLERANCE)
     assert result.scores[2] is None
     assert [(e.index, e.error) for e in result.errors] == expected.errors
+
+
+def test_lone_surrogates_become_replacement_characters_and_make_cache_keys() -> None:
+    # JSON "\ud800" parses to a lone surrogate, which cannot be encoded: the contract replaces
+    # it, so cache keys, Celery messages and tokenizers all get valid text.
+    query = Content(text="red \ud800 shoes")
+    assert query.text == "red \ufffd shoes"
+    key = score_key("m", None, None, query, Content(text="doc \udfff", image=["a\ud801.png"]))
+    assert key == score_key(
+        "m",
+        None,
+        None,
+        Content(text="red \ufffd shoes"),
+        Content(text="doc \ufffd", image=["a\ufffd.png"]),
+    )
