@@ -52,7 +52,17 @@ class TestbedSettings(BaseModel):
     java_home: Path | None = None
     """A JDK or JRE to run the engines with; unset means JAVA_HOME, then /usr/lib/jvm, then PATH."""
     maven_repository: str = "https://repo1.maven.org/maven2"
-    """Remote Maven repository the engine distributions are fetched from."""
+    """Remote Maven repository the engine distributions and module jars are fetched from."""
+    opensearch_modules: list[Literal["rank-eval", "lang-mustache"]] = ["rank-eval", "lang-mustache"]
+    """Engine modules every OpenSearch of the test bed gets, so its own ``_rank_eval`` and
+    mustache search templates (``_search/template``, ``_rank_eval`` ``templates``) serve as the
+    oracle of the sidecar's. OpenSearch 2.x's integ-test zip lacks them: their jars
+    (``org.opensearch.plugin:<module>-client:<engine version>`` and mustache.java) come from
+    ``maven_repository`` and are installed under the unpacked home's ``modules/``; OpenSearch
+    3.x's zip ships both (and keeps them whatever this says). A module left out is removed
+    again if the test bed installed it. Elasticsearch gets none (no rank-eval module is
+    published after 7.17). Example: ``["rank-eval"]``, or
+    ``RERANK_TESTBED__OPENSEARCH_MODULES='[]'`` for the bare zip."""
     engine_user: str = "rerank-testbed"
     """Engines refuse to run as root; when the test bed runs as root they run as this account,
     created on first use. Example: ``rerank-testbed``."""

@@ -1,4 +1,6 @@
-"""Engine distributions: fetched once with Maven into the cache, unpacked once beside it."""
+"""Maven artifacts of the test bed: the engines' integ-test zips (unpacked once beside the
+cache) and the jars of the OpenSearch modules added to them, each fetched once with Maven into
+the cache's own local repository."""
 
 from __future__ import annotations
 
@@ -17,25 +19,27 @@ DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 
 
 @dataclass(frozen=True)
-class Distribution:
-    """A Maven coordinate of an engine's integ-test zip."""
+class Artifact:
+    """A Maven coordinate: an engine's integ-test zip, or a jar (``extension="jar"``)."""
 
     group: str
     artifact: str
     version: str
+    extension: str = "zip"
 
     @property
     def coordinate(self) -> str:
-        return f"{self.group}:{self.artifact}:{self.version}:zip"
+        return f"{self.group}:{self.artifact}:{self.version}:{self.extension}"
 
-    def path_in(self, local_repo: Path) -> Path:
+    def path_in(self, local_repo: Path, extension: str | None = None) -> Path:
+        """Where Maven keeps the artifact (or its ``.pom``, with ``extension="pom"``)."""
         group_path = Path(*self.group.split("."))
         return (
             local_repo
             / group_path
             / self.artifact
             / self.version
-            / f"{self.artifact}-{self.version}.zip"
+            / f"{self.artifact}-{self.version}.{extension or self.extension}"
         )
 
     def metadata_url(self, repository: str) -> str:
@@ -44,19 +48,22 @@ class Distribution:
 
 
 def fetch(
-    dist: Distribution,
+    dist: Artifact,
     cache_dir: Path,
     repository: str,
     *,
     version_setting: str = "RERANK_TESTBED__OPENSEARCH_VERSION",
+    advice: str | None = None,
 ) -> Path:
-    """The zip of ``dist`` in the cache's Maven repository, downloading it with mvn if needed.
+    """The file of ``dist`` in the cache's Maven repository, downloading it with mvn if needed
+    (Maven fetches the artifact's ``.pom`` beside it).
 
-    ``version_setting`` is the environment variable a failure message tells the user to set."""
+    ``version_setting`` is the environment variable a failure message tells the user to set;
+    ``advice`` replaces that sentence of the message."""
     local_repo = cache_dir / "m2"
-    zip_path = dist.path_in(local_repo)
-    if zip_path.is_file():
-        return zip_path
+    path = dist.path_in(local_repo)
+    if path.is_file():
+        return path
     mvn = shutil.which("mvn")
     if mvn is None:
         raise ArtifactUnavailableError(
@@ -82,19 +89,22 @@ def fetch(
             f"fetching {dist.coordinate} from {repository} took over 30 minutes; check the "
             "network to Maven Central and try again."
         ) from None
-    if result.returncode != 0 or not zip_path.is_file():
+    if result.returncode != 0 or not path.is_file():
         output = (result.stdout + result.stderr).strip().splitlines()
         reason = "\n".join(line for line in output[-8:] if line.strip())
         listing = f"listed in {dist.metadata_url(repository)}"
         if dist.group.startswith("org.elasticsearch") and dist.version.startswith("9."):
             # Checked 2026-12-01: served by exact version, missing from the metadata file.
             listing += "; Elasticsearch 9.x zips are served though that file lists none: 9.2.4"
+        if advice is None:
+            advice = (
+                f"Pick a version that is served ({listing}) and set it in the test-bed "
+                f"settings: {version_setting}."
+            )
         raise ArtifactUnavailableError(
-            f"could not fetch {dist.coordinate} from {repository}:\n{reason}\n"
-            f"Pick a version that is served ({listing}) and set it in the test-bed settings: "
-            f"{version_setting}."
+            f"could not fetch {dist.coordinate} from {repository}:\n{reason}\n{advice}"
         )
-    return zip_path
+    return path
 
 
 def unpack(zip_path: Path, dest_root: Path) -> Path:

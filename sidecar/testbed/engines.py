@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Literal
 
 from sidecar.settings import Settings
-from sidecar.testbed.artifacts import Distribution, fetch, unpack
+from sidecar.testbed.artifacts import Artifact, fetch, unpack
 from sidecar.testbed.errors import EngineStartError, PortInUseError
 from sidecar.testbed.java import find_java, has_java
+from sidecar.testbed.modules import install_modules
 from sidecar.testbed.ports import LOOPBACK, free_port, pick_port
 from sidecar.testbed.process import ManagedProcess
 from sidecar.testbed.users import engine_user, give_to
@@ -39,12 +40,12 @@ class EngineSpec:
         return f"RERANK_TESTBED__{self.name.upper()}_VERSION"
 
     @property
-    def distribution(self) -> Distribution:
+    def distribution(self) -> Artifact:
         if self.flavor == "opensearch":
-            return Distribution(
+            return Artifact(
                 "org.opensearch.distribution.integ-test-zip", "opensearch", self.version
             )
-        return Distribution(
+        return Artifact(
             "org.elasticsearch.distribution.integ-test-zip", "elasticsearch", self.version
         )
 
@@ -82,14 +83,24 @@ def runnable_engines(settings: Settings) -> list[str]:
 
 
 def prepare(spec: EngineSpec, settings: Settings) -> Path:
-    """Fetch and unpack ``spec``'s distribution (once); return its home directory."""
+    """Fetch and unpack ``spec``'s distribution (once), add the configured modules to an
+    OpenSearch (``opensearch_modules``); return its home directory."""
     zip_path = fetch(
         spec.distribution,
         settings.cache_dir,
         settings.testbed.maven_repository,
         version_setting=spec.version_setting,
     )
-    return unpack(zip_path, engines_dir(settings))
+    home = unpack(zip_path, engines_dir(settings))
+    if spec.flavor == "opensearch":
+        install_modules(
+            home,
+            spec.version,
+            settings.testbed.opensearch_modules,
+            settings.cache_dir,
+            settings.testbed.maven_repository,
+        )
+    return home
 
 
 def engines_dir(settings: Settings) -> Path:

@@ -3,7 +3,7 @@
 TestbedError
  ├── JavaNotFoundError        no usable Java for an engine
  ├── PortInUseError           a configured port is taken
- ├── ArtifactUnavailableError Maven could not fetch an engine distribution
+ ├── ArtifactUnavailableError Maven could not fetch an engine distribution or module jar
  ├── EngineStartError         an engine exited, or did not turn green in time
  ├── RedisNotInstalledError   no redis-server binary
  └── ServiceStartError        redis-server or the Celery worker did not come up
