@@ -27,7 +27,13 @@ from sidecar.proxy.response import ExactHeadersResponse
 from sidecar.proxy.upstream import UpstreamUnavailable
 
 # A body the sidecar rewrote goes out as UTF-8 JSON: its old length and encoding no longer apply.
-DROP_REWRITTEN = ("Content-Length", "Content-Encoding", "X-Rerank", "Accept-Encoding")
+DROP_REWRITTEN = (
+    "Content-Length",
+    "Content-Encoding",
+    "X-Rerank",
+    "X-Rerank-Eval",
+    "Accept-Encoding",
+)
 DECODABLE = frozenset({"gzip", "x-gzip", "deflate", "identity", "*"})
 MAX_DECODED_ANSWER = 1 << 30  # the engine is trusted; this only bounds a broken one
 CODINGS = {

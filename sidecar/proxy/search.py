@@ -67,8 +67,10 @@ SEARCH = web.AppKey("search_context", SearchContext)
 
 def add_search_routes(app: web.Application, context: SearchContext) -> None:
     from sidecar.proxy.msearch import msearch
+    from sidecar.proxy.rank_eval import add_rank_eval_routes
 
     app[SEARCH] = context
+    add_rank_eval_routes(app)
     for method in ("GET", "POST"):
         app.router.add_route(method, "/_search", search)
         app.router.add_route(method, "/{index}/_search", search)

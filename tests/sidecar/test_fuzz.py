@@ -225,3 +225,63 @@ def test_any_rerank_api_body_is_answered_never_a_500(sidecar: str, body: dict[st
         error = response.json()["error"]
         assert error["param"], error  # names the offending field
         assert error["param"].split(".")[0].split("[")[0] in body, (error, body)
+
+
+rated = st.fixed_dictionaries(
+    {"id": st.text(max_size=4), "ratings": st.lists(json_values, max_size=3)},
+    optional={
+        "request": st.one_of(json_values, st.just({"query": {"match": {"title": "red"}}})),
+        "template_id": st.text(max_size=3),
+        "params": json_values,
+        "summary_fields": json_values,
+    },
+)
+
+
+@FUZZ
+@given(
+    body=st.fixed_dictionaries(
+        {},
+        optional={
+            "requests": st.one_of(st.lists(rated, max_size=3), json_values),
+            "metric": st.one_of(
+                st.dictionaries(
+                    st.sampled_from(
+                        [
+                            "precision",
+                            "recall",
+                            "dcg",
+                            "mean_reciprocal_rank",
+                            "expected_reciprocal_rank",
+                            "nope",
+                        ]
+                    ),
+                    st.dictionaries(
+                        st.sampled_from(
+                            [
+                                "k",
+                                "relevant_rating_threshold",
+                                "ignore_unlabeled",
+                                "normalize",
+                                "maximum_relevance",
+                                "unknown_doc_rating",
+                                "x",
+                            ]
+                        ),
+                        scalars,
+                        max_size=3,
+                    ),
+                    max_size=2,
+                ),
+                json_values,
+            ),
+            "templates": json_values,
+            "max_concurrent_searches": scalars,
+            "ext": st.one_of(st.just({"rerank": {"window": 3}}), json_values),
+        },
+    )
+)
+def test_any_rank_eval_body_is_evaluated_or_refused_never_a_500(
+    sidecar: str, opensearch: EngineHandle, body: dict[str, Any]
+) -> None:
+    _assert_answered(sidecar, opensearch, json.dumps(body).encode(), f"/{INDEX}/_rank_eval")

@@ -1,0 +1,65 @@
+"""Relevance evaluation: the engines' ``_rank_eval`` metrics as pure functions (``metrics``),
+what they read and write (``models``) and how the engines read it (``parsing``), the engines'
+Java ordering and summing (``java_order``), the request body (``spec``) and search templates
+(``templates``)."""
+
+from sidecar.evaluation.metrics import (
+    DiscountedCumulativeGain,
+    ExpectedReciprocalRank,
+    Flavor,
+    MeanReciprocalRank,
+    Metric,
+    Precision,
+    Recall,
+    check_search_size,
+    combine,
+    join_hits_with_ratings,
+    map_capacity,
+    parse_metric,
+)
+from sidecar.evaluation.models import (
+    DcgDetail,
+    ErrDetail,
+    Hit,
+    MetricDetail,
+    MetricError,
+    PrecisionDetail,
+    QueryQuality,
+    RatedDocument,
+    RatedHit,
+    Rating,
+    RecallDetail,
+    ReciprocalRankDetail,
+    json_double,
+)
+from sidecar.evaluation.parsing import parse_rated_document, validate_ratings
+
+__all__ = [
+    "DcgDetail",
+    "DiscountedCumulativeGain",
+    "ErrDetail",
+    "ExpectedReciprocalRank",
+    "Flavor",
+    "Hit",
+    "MeanReciprocalRank",
+    "Metric",
+    "MetricDetail",
+    "MetricError",
+    "Precision",
+    "PrecisionDetail",
+    "QueryQuality",
+    "RatedDocument",
+    "RatedHit",
+    "Rating",
+    "Recall",
+    "RecallDetail",
+    "ReciprocalRankDetail",
+    "check_search_size",
+    "combine",
+    "join_hits_with_ratings",
+    "json_double",
+    "map_capacity",
+    "parse_metric",
+    "parse_rated_document",
+    "validate_ratings",
+]
