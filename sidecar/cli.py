@@ -14,7 +14,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sidecar.settings import Settings, load_settings
+from sidecar.evaluation.cli_options import ConfigOption, settings_or_exit
+from sidecar.evaluation.judgments.cli import judgments_app
+from sidecar.settings import Settings
 
 app = typer.Typer(
     help="A reranking sidecar for Elasticsearch and OpenSearch.", no_args_is_help=True
@@ -27,22 +29,14 @@ models_app = typer.Typer(
 )
 app.add_typer(testbed_app, name="testbed")
 app.add_typer(models_app, name="models")
+app.add_typer(judgments_app, name="judgments")
 
 console = Console()
 errors = Console(stderr=True)
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", help="YAML settings file (RERANK_* env vars override it)."),
-]
-
 
 def _settings(config: Path | None) -> Settings:
-    try:
-        return load_settings(config)
-    except Exception as exc:  # pydantic's ValidationError and YAML errors both read well as text
-        errors.print(f"[red]invalid settings:[/red] {exc}")
-        raise typer.Exit(2) from None
+    return settings_or_exit(config)
 
 
 @testbed_app.command("up")
