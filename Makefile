@@ -21,10 +21,10 @@ test: setup check
 
 ## Lint, format check and types.
 check: setup
-	$(BIN)/ruff check sidecar workers plugins tests bench
-	$(BIN)/ruff format --check sidecar workers plugins tests bench
+	$(BIN)/ruff check sidecar workers plugins tests bench deploy
+	$(BIN)/ruff format --check sidecar workers plugins tests bench deploy
 	$(BIN)/mypy
 
 format: setup
-	$(BIN)/ruff check --fix sidecar workers plugins tests bench
-	$(BIN)/ruff format sidecar workers plugins tests bench
+	$(BIN)/ruff check --fix sidecar workers plugins tests bench deploy
+	$(BIN)/ruff format sidecar workers plugins tests bench deploy

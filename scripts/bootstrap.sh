@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything rerank-sidecar needs on a fresh Debian machine, idempotently:
-# Debian packages (redis-server, maven, a Java 17, Node.js and npm), then a virtualenv in .venv
+# Debian packages (redis-server, maven, a Java 17, Node.js and npm, chromium), then a virtualenv in .venv
 # with the project and its pinned dependencies, and the official clients the tests drive that
 # cannot live in the venv: elasticsearch-py 9 in .venv/clients/es9 (the venv pins 8.x) and the
 # JavaScript clients in tests/clients/js/node_modules. Downloads are cached outside the repo
@@ -18,6 +18,7 @@ command -v java >/dev/null || ls /usr/lib/jvm/*/bin/java >/dev/null 2>&1 || miss
 command -v "$PYTHON" >/dev/null || missing+=(python3 python3-venv)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
+command -v chromium >/dev/null || missing+=(chromium)  # headless: the tests look at HTML reports
 if ((${#missing[@]})); then
   echo "bootstrap: installing Debian packages: ${missing[*]}"
   sudo=""

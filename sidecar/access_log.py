@@ -17,6 +17,21 @@ from aiohttp.abc import AbstractAccessLogger
 SECRET_PARAM = re.compile(r"key|token|secret|password|passwd|auth|signature|credential", re.I)
 REDACTED = "[redacted]"
 
+# The keys of an access-log record, with the mapping types a log shipper's index should give
+# them: the dashboards' ``rerank-access-*`` data view is built from this (deploy/saved_objects.py),
+# and a test checks that ``JsonAccessLogger.log`` writes exactly these keys.
+ACCESS_LOG_FIELDS: dict[str, str] = {
+    "remote": "keyword",
+    "method": "keyword",
+    "target": "keyword",
+    "status": "long",
+    "bytes": "long",
+    "ms": "double",
+    "rerank": "keyword",  # X-Rerank-Status: "applied", "skipped; reason=…", "degraded; reason=…"
+    "opaque_id": "keyword",
+    "user_agent": "keyword",
+}
+
 
 def redacted_target(request: web.BaseRequest) -> str:
     """The path and query string, secret-looking parameter values replaced."""

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sidecar.evaluation.cli_options import ConfigOption, settings_or_exit
+from sidecar.evaluation.eval_cli import eval_command
 from sidecar.evaluation.judgments.cli import judgments_app
 from sidecar.settings import Settings
 
@@ -30,6 +31,7 @@ models_app = typer.Typer(
 app.add_typer(testbed_app, name="testbed")
 app.add_typer(models_app, name="models")
 app.add_typer(judgments_app, name="judgments")
+app.command("eval")(eval_command)
 
 console = Console()
 errors = Console(stderr=True)
@@ -300,7 +302,15 @@ def demo(
     a sample multimodal catalog; baseline and reranked orders side by side. The servers keep
     running afterwards; `rerank-sidecar testbed down` stops them."""
     try:
-        from sidecar.demo.stack import QUERIES, compare, load_catalog, start_stack, tiny_model
+        from sidecar.demo.stack import (
+            QUERIES,
+            compare,
+            load_catalog,
+            run_eval,
+            start_stack,
+            store_judgments,
+            tiny_model,
+        )
     except ImportError as exc:
         errors.print(
             f"[red]the demo needs the demo extra:[/red] pip install 'rerank-sidecar[demo]' ({exc})"
@@ -335,6 +345,12 @@ def demo(
             ):
                 table.add_row(str(rank), before, after, f"{score:.4f}")
             console.print(table)
+        judged = store_judgments(url)
+        console.print(
+            f"\nstored {judged} demo judgments in rerank-judgments; evaluating the reranked "
+            "order against the engine's (rerank-sidecar eval):"
+        )
+        report = run_eval(url, settings)
     except (TestbedError, OSError, RuntimeError) as exc:
         errors.print(f"[red]demo failed:[/red] {exc}")
         down(settings)
@@ -344,6 +360,7 @@ def demo(
             "[dim]The tiny model has random weights: its order shows the plumbing, not relevance."
             " Pass --model Qwen/Qwen3-VL-Reranker-2B (or a local path) for real rankings.[/dim]"
         )
+    console.print(f"\nThe eval report: [bold]file://{report}[/bold]")
     console.print(f"\nThe sidecar is running at [bold]{url}[/bold]: point a client at it, e.g.")
     console.print(
         f"  curl -s '{url}/demo-catalog/_search' -H 'Content-Type: application/json' "

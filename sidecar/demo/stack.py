@@ -30,6 +30,8 @@ from workers.contract import ModelSpec
 
 INDEX = "demo-catalog"
 MODEL = "demo"
+PROFILE = "catalog"
+SEARCH_FIELDS = ["title^2", "description", "tags"]
 QUERIES = ["red running shoes", "warm clothes for winter", "something to drink from on a run"]
 
 
@@ -56,7 +58,7 @@ def tiny_model(settings: Settings) -> Path:
 
 
 def _sidecar_config(
-    settings: Settings, engine_url: str, redis_url: str, spec: ModelSpec
+    settings: Settings, engine_url: str, redis_url: str, spec: ModelSpec, model: str = MODEL
 ) -> dict[str, Any]:
     fields: dict[str, list[str]] = {"text": ["title", "description"]}
     if spec.kind == "qwen3-vl":
@@ -66,11 +68,11 @@ def _sidecar_config(
         "server": {"host": "127.0.0.1", "port": free_port()},
         "upstream": {"urls": [engine_url]},
         "celery": {"broker_url": redis_url},
-        "models": {MODEL: spec.model_dump(mode="json", exclude_none=True)},
-        "api": {"default_model": MODEL},
+        "models": {model: spec.model_dump(mode="json", exclude_none=True)},
+        "api": {"default_model": model},
         "rerank": {
-            "profiles": {"catalog": {"model": MODEL, "window": 16, "fields": fields}},
-            "rules": [{"index": "demo-*", "profile": "catalog"}],
+            "profiles": {PROFILE: {"model": model, "window": 16, "fields": fields}},
+            "rules": [{"index": "demo-*", "profile": PROFILE}],
             # The tiny model on a laptop's CPU, or a real one without a GPU, can take seconds.
             "timeout_ms": 60_000,
             "max_timeout_ms": 60_000,
@@ -154,7 +156,7 @@ def load_catalog(url: str, settings: Settings) -> int:
 
 def compare(url: str, query: str, size: int = 5) -> SearchComparison:
     body = {
-        "query": {"multi_match": {"query": query, "fields": ["title^2", "description", "tags"]}},
+        "query": {"multi_match": {"query": query, "fields": SEARCH_FIELDS}},
         "size": size,
     }
     baseline = httpx.post(
@@ -169,3 +171,34 @@ def compare(url: str, query: str, size: int = 5) -> SearchComparison:
         reranked=[(h["_source"]["title"], h["_score"]) for h in reranked.json()["hits"]["hits"]],
         status=reranked.headers.get("X-Rerank-Status", "?"),
     )
+
+
+def eval_arguments(url: str, out: Path) -> list[str]:
+    """``rerank-sidecar eval`` of the reranked catalog against the engine's order, on the
+    demo's judgments (stored in rerank-judgments first, see ``store_judgments``)."""
+    args = ["eval", "--url", url, "--index", INDEX, "--judgments", "index", "--baseline"]
+    args += ["--profile", PROFILE, "--metric", "ndcg@5", "--metric", "precision@3"]
+    args += ["--metric", "mrr@10", "--image-field", "image", "--out", str(out)]
+    for field in SEARCH_FIELDS:
+        args += ["--field", field]
+    return args
+
+
+def store_judgments(url: str) -> int:
+    """The demo's judgments into rerank-judgments, through the sidecar."""
+    from sidecar.demo.judgments import demo_judgments
+    from sidecar.evaluation.cluster import Cluster
+    from sidecar.evaluation.judgments.store import write_judgments
+
+    with Cluster(url) as cluster:
+        return write_judgments(cluster, demo_judgments(INDEX))
+
+
+def run_eval(url: str, settings: Settings) -> Path:
+    """The demo's eval run, its output shown as the command prints it; returns the report."""
+    out = demo_dir(settings) / "eval"
+    command = [sys.executable, "-m", "sidecar", *eval_arguments(url, out)]
+    result = subprocess.run(command, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"rerank-sidecar eval exited with {result.returncode}")
+    return out / "report.html"
