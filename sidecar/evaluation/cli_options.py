@@ -48,6 +48,12 @@ UserOption = Annotated[
 ]
 
 
+def refusal(message: object, code: int) -> typer.Exit:
+    """Print ``message`` in red on stderr; the exit to raise with ``code``."""
+    errors.print(f"[red]{message}[/red]")
+    return typer.Exit(code)
+
+
 def settings_or_exit(config: Path | None) -> Settings:
     """The settings, or exit 2 with the reason."""
     try:

@@ -19,8 +19,10 @@ from sidecar.evaluation.cli_options import (
     UrlOption,
     UserOption,
     cluster,
+    refusal,
     settings_or_exit,
 )
+from sidecar.files import write_atomically
 
 if TYPE_CHECKING:
     from sidecar.evaluation.cluster import Cluster
@@ -29,13 +31,7 @@ if TYPE_CHECKING:
     from sidecar.evaluation.report import EvalReport
 
 console = Console()
-errors = Console(stderr=True)
 JUDGMENTS_IN_INDEX = "index"
-
-
-def _exit(message: str, code: int) -> typer.Exit:
-    errors.print(f"[red]{message}[/red]")
-    return typer.Exit(code)
 
 
 def _judgments(client: Cluster, source: str, index: str) -> tuple[list[Judgment], str]:
@@ -47,11 +43,11 @@ def _judgments(client: Cluster, source: str, index: str) -> tuple[list[Judgment]
         return stored(client, judged_index=index), JUDGMENTS_INDEX
     path = Path(source)
     if not path.is_file():
-        raise _exit(f"--judgments: {source} is neither a file nor {JUDGMENTS_IN_INDEX!r}", 2)
+        raise refusal(f"--judgments: {source} is neither a file nor {JUDGMENTS_IN_INDEX!r}", 2)
     try:
         return read_judgments(path, index=index), path.name
     except JudgmentFormatError as exc:
-        raise _exit(f"--judgments: {exc}", 2) from None
+        raise refusal(f"--judgments: {exc}", 2) from None
 
 
 def _template(path: Path | None) -> dict[str, Any] | None:
@@ -62,9 +58,9 @@ def _template(path: Path | None) -> dict[str, Any] | None:
     try:
         template = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise _exit(f"--template: cannot read {path}: {exc}", 2) from None
+        raise refusal(f"--template: cannot read {path}: {exc}", 2) from None
     if not isinstance(template, dict) or not contains_placeholder(template):
-        raise _exit(f"--template: {path} must be a search body with a {PLACEHOLDER!r} string", 2)
+        raise refusal(f"--template: {path} must be a search body with a {PLACEHOLDER!r} string", 2)
     return template
 
 
@@ -74,7 +70,7 @@ def _metrics(names: list[str]) -> list[MetricName]:
     try:
         metrics = [parse_metric_name(n) for group in names for n in group.split(",") if n.strip()]
     except ValueError as exc:
-        raise _exit(f"--metric: {exc}", 2) from None
+        raise refusal(f"--metric: {exc}", 2) from None
     return list(dict.fromkeys(metrics))
 
 
@@ -102,12 +98,6 @@ def print_tables(report: EvalReport) -> None:
                 ]
             table.add_row(*row, str(s.failed))
         console.print(table)
-
-
-def _write(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
 
 
 def eval_command(
@@ -179,7 +169,7 @@ def eval_command(
         )
         from sidecar.evaluation.runs_store import RUNS_INDEX, write_run
     except ImportError as exc:
-        raise _exit(
+        raise refusal(
             f"eval needs the eval extra: pip install 'rerank-sidecar[eval]' ({exc})", 2
         ) from None
 
@@ -190,18 +180,20 @@ def eval_command(
         Variant(p, p) for p in dict.fromkeys(profile or [])
     ]
     if len(variants) < 2:
-        raise _exit("compare at least two variants: --baseline and --profile, or two --profile", 2)
+        raise refusal(
+            "compare at least two variants: --baseline and --profile, or two --profile", 2
+        )
     if BASELINE.name in (profile or []):
-        raise _exit(f"--profile {BASELINE.name!r} would be confused with --baseline", 2)
+        raise refusal(f"--profile {BASELINE.name!r} would be confused with --baseline", 2)
 
     with cluster(settings, url, api_key, user) as client:
         try:
             loaded, source = _judgments(client, judgments, index)
         except ClusterError as exc:
-            raise _exit(f"reading the judgments failed: {exc}", 1) from None
+            raise refusal(f"reading the judgments failed: {exc}", 1) from None
         queries = eval_queries(loaded)
         if not queries:
-            raise _exit(f"--judgments: no judgments for {index!r} in {judgments}", 2)
+            raise refusal(f"--judgments: no judgments for {index!r} in {judgments}", 2)
         progress = Progress(
             "[progress.description]{task.description}",
             BarColumn(),
@@ -239,17 +231,19 @@ def eval_command(
                 display = fetch_display(client, keys, display_field, image_field)
                 progress.update(task, advance=1)
             except ClusterError as exc:
-                raise _exit(f"the evaluation failed: {exc}", 1) from None
+                raise refusal(f"the evaluation failed: {exc}", 1) from None
 
         print_tables(report)
         out.mkdir(parents=True, exist_ok=True)
         page = render_html(report, display, display_field=display_field, image_field=image_field)
-        _write(out / "report.html", page)
-        _write(out / "report.json", json.dumps(report_json(report), indent=2, ensure_ascii=False))
+        write_atomically(out / "report.html", page)
+        write_atomically(
+            out / "report.json", json.dumps(report_json(report), indent=2, ensure_ascii=False)
+        )
         console.print(f"report: [bold]{out / 'report.html'}[/bold]  (and report.json)")
         if store:
             try:
                 written = write_run(client, run_documents(report))
             except ClusterError as exc:
-                raise _exit(f"recording the run in {RUNS_INDEX} failed: {exc}", 1) from None
+                raise refusal(f"recording the run in {RUNS_INDEX} failed: {exc}", 1) from None
             console.print(f"recorded run {report.run_id} in {RUNS_INDEX} ({written} documents)")

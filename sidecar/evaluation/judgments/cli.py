@@ -16,6 +16,7 @@ from sidecar.evaluation.cli_options import (
     UrlOption,
     UserOption,
     cluster,
+    refusal,
     settings_or_exit,
 )
 from sidecar.evaluation.cluster import ClusterError
@@ -26,7 +27,6 @@ judgments_app = typer.Typer(
     help="Relevance judgments in the cluster's rerank-judgments index.", no_args_is_help=True
 )
 console = Console()
-errors = Console(stderr=True)
 
 FormatOption = Annotated[
     str | None,
@@ -40,14 +40,8 @@ FormatOption = Annotated[
 
 def _format(value: str | None) -> formats.Format | None:
     if value is not None and value not in formats.FORMATS:
-        errors.print(f"[red]--format must be one of {', '.join(formats.FORMATS)}, not {value!r}")
-        raise typer.Exit(2)
+        raise refusal(f"--format must be one of {', '.join(formats.FORMATS)}, not {value!r}", 2)
     return value  # type: ignore[return-value]
-
-
-def _fail(exc: Exception, code: int = 1) -> typer.Exit:
-    errors.print(f"[red]{exc}[/red]")
-    return typer.Exit(code)
 
 
 @judgments_app.command("import")
@@ -68,14 +62,14 @@ def cmd_import(
     try:
         judgments = formats.read_judgments(path, _format(format), index=index, rater=rater)
     except formats.JudgmentFormatError as exc:
-        raise _fail(exc, 2) from None
+        raise refusal(exc, 2) from None
     if not judgments:
-        raise _fail(ValueError(f"{path}: no judgments in it"), 2)
+        raise refusal(ValueError(f"{path}: no judgments in it"), 2)
     try:
         with cluster(settings, url, api_key, user) as client:
             written = store.write_judgments(client, judgments)
     except ClusterError as exc:
-        raise _fail(exc) from None
+        raise refusal(exc, 1) from None
     queries = len({j.query_id for j in judgments})
     console.print(f"imported {written} judgments of {queries} queries into {store.JUDGMENTS_INDEX}")
 
@@ -100,7 +94,7 @@ def cmd_export(
             judgments = store.read_judgments(client, judged_index=index, rater=rater, source=source)
         formats.write_judgments(judgments, path, fmt)
     except (ClusterError, formats.JudgmentFormatError, OSError) as exc:
-        raise _fail(exc) from None
+        raise refusal(exc, 1) from None
     console.print(f"exported {len(judgments)} judgments to {path}")
 
 
@@ -141,7 +135,7 @@ def cmd_from_clicks(
         grades = [float(t) for t in thresholds.split(",") if t.strip()]
         grade(0.0, grades)
     except ValueError as exc:
-        raise _fail(ValueError(f"--thresholds: {exc}"), 2) from None
+        raise refusal(ValueError(f"--thresholds: {exc}"), 2) from None
     fmt = _format(format)
     try:
         with cluster(settings, url, api_key, user) as client:
@@ -157,7 +151,7 @@ def cmd_from_clicks(
         if out is not None:
             formats.write_judgments(judgments, out, fmt)
     except (ClusterError, formats.JudgmentFormatError, OSError, ValueError) as exc:
-        raise _fail(exc) from None
+        raise refusal(exc, 1) from None
     table = Table(title="position prior (clicks / impressions)")
     table.add_column("position", justify="right")
     table.add_column("CTR", justify="right")

@@ -27,6 +27,7 @@ from typing import Any, Literal, get_args
 from pydantic import ValidationError
 
 from sidecar.evaluation.judgments.model import Judgment, normalize_query
+from sidecar.files import write_atomically
 
 Format = Literal["csv", "jsonl", "rre", "quepid"]
 FORMATS: tuple[str, ...] = get_args(Format)
@@ -330,10 +331,7 @@ def write_judgments(
     judgments: Sequence[Judgment], path: Path, format: Format | None = None
 ) -> None:
     """Write ``judgments`` to ``path`` whole or not at all (a temporary file, then a rename)."""
-    text = format_judgments(judgments, format or detect_format(path))
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
+    write_atomically(path, format_judgments(judgments, format or detect_format(path)))
 
 
 def by_query(judgments: Iterable[Judgment]) -> Iterator[tuple[str, list[Judgment]]]:
