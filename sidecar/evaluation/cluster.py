@@ -18,6 +18,9 @@ import httpx
 from sidecar.evaluation.models import Flavor
 
 SCROLL = "2m"
+# The sidecar's own indices: one replica where the cluster has a node to hold it, none on a
+# single node (which would otherwise stay yellow for good).
+INDEX_SETTINGS = {"index": {"auto_expand_replicas": "0-1"}}
 
 
 class ClusterError(RuntimeError):
@@ -124,7 +127,8 @@ class Cluster:
         ``required`` field to its type (else ``ClusterError`` naming the field). True when the
         index was created."""
         if self.send("HEAD", f"/{index}", ok=(200, 404)).status_code == 404:
-            response = self.send("PUT", f"/{index}", {"mappings": mappings}, ok=(200, 201, 400))
+            body = {"settings": INDEX_SETTINGS, "mappings": mappings}
+            response = self.send("PUT", f"/{index}", body, ok=(200, 201, 400))
             if response.status_code != 400:
                 return True
             if "resource_already_exists" not in response.text:  # else another writer won a race

@@ -50,6 +50,7 @@ def demo(
     client = opensearch.client
     for index in (INDEX, JUDGMENTS_INDEX, RUNS_INDEX):
         client.indices.delete(index=index, ignore_unavailable=True)
+    client.indices.create(index=INDEX, body={"settings": {"number_of_replicas": 0}})
     docs = build_catalog(media_dir / "demo-catalog")  # under the worker's media root
     lines = "".join(
         json.dumps({"index": {"_index": INDEX, "_id": str(i)}}) + "\n" + json.dumps(doc) + "\n"

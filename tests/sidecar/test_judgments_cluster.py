@@ -85,9 +85,10 @@ def test_an_index_the_sidecar_did_not_make_is_refused(engine: EngineHandle, tmp_
     engine.client.indices.create(
         index=JUDGMENTS_INDEX,
         body={
+            "settings": {"number_of_replicas": 0},
             "mappings": {
                 "properties": {"query_id": {"type": "keyword"}, "rating": {"type": "keyword"}}
-            }
+            },
         },
     )
     good = tmp_path / "good.jsonl"
@@ -106,8 +107,13 @@ def test_coec_judgments_from_the_ubi_indices_equal_the_model_on_the_same_log(
 ) -> None:
     flavor = "opensearch" if engine.name.startswith("opensearch") else "elasticsearch"
     client = engine.client
-    client.indices.create(index=QUERIES_INDEX, body={"mappings": queries_mapping(flavor)})
-    client.indices.create(index=EVENTS_INDEX, body={"mappings": events_mapping(flavor)})
+    single = {"number_of_replicas": 0}  # one node: replicas would leave the cluster yellow
+    client.indices.create(
+        index=QUERIES_INDEX, body={"settings": single, "mappings": queries_mapping(flavor)}
+    )
+    client.indices.create(
+        index=EVENTS_INDEX, body={"settings": single, "mappings": events_mapping(flavor)}
+    )
     lines = []
     for s in SEARCHES:
         doc = {
