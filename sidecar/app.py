@@ -12,6 +12,11 @@ from aiohttp import web
 from sidecar.admin import add_admin_routes
 from sidecar.api.openapi import openapi_json
 from sidecar.api.rerank import RerankService, add_rerank_routes
+from sidecar.experiments.admin_api import add_experiment_routes
+from sidecar.experiments.events import ubi_events
+from sidecar.experiments.registry import ExperimentRegistry
+from sidecar.experiments.search_path import EXPERIMENTS, Experiments
+from sidecar.experiments.ubi_writer import UbiWriter
 from sidecar.metrics import SidecarMetrics
 from sidecar.proxy import Upstream, add_passthrough_route
 from sidecar.proxy.routing import exact_routing
@@ -73,6 +78,23 @@ def build_dispatcher(settings: Settings) -> Dispatcher:
     return CachedDispatcher(inner, cache, revisions)
 
 
+def build_experiments(settings: Settings, metrics: SidecarMetrics) -> Experiments:
+    """The experiment registry (settings + Redis) and the UBI writer to the cluster."""
+    dispatch = settings.dispatch
+    redis = redis_client(
+        settings.celery.broker_url,
+        max_connections=dispatch.redis_max_connections,
+        timeout_s=dispatch.redis_timeout_s,
+    )
+    u = settings.upstream
+    options = UpstreamOptions(
+        connect_timeout_s=u.connect_timeout_s, ca_file=u.ca_file, verify_tls=u.verify_tls
+    )
+    writer = UbiWriter(settings.ubi.urls or u.urls, settings.ubi, metrics, redis, options)
+    registry = ExperimentRegistry(settings.experiments, redis, settings.admin.experiments_refresh_s)
+    return Experiments(registry, writer, redis)
+
+
 def create_app(settings: Settings, dispatcher: Dispatcher | None = None) -> web.Application:
     """The sidecar app. ``dispatcher`` overrides the configured one (tests, embedding)."""
     app = web.Application(client_max_size=settings.server.max_body_bytes)
@@ -103,11 +125,24 @@ def create_app(settings: Settings, dispatcher: Dispatcher | None = None) -> web.
         )
         reranker = SearchReranker(chosen, hit_fields=settings.rerank.hit_fields)
         add_search_routes(app, SearchContext(settings, reranker, metrics))
+        experiments = build_experiments(settings, metrics)
+        app[EXPERIMENTS] = experiments
+        add_experiment_routes(app, settings)
+        app.router.add_post("/ubi_events", ubi_events)
         # Last: it catches every other path, and every request the sidecar must not read.
         add_passthrough_route(app, upstream, settings.server.body_idle_timeout_s)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        running = app.get(EXPERIMENTS)
+        if running is not None:
+            await running.registry.start()
         yield
+        if running is not None:
+            await running.registry.close()
+            if running.writer is not None:
+                await running.writer.close()
+            if running.redis is not None:
+                await running.redis.aclose()
         await chosen.close()
         if upstream is not None:
             await upstream.close()

@@ -17,6 +17,7 @@ from rich.table import Table
 from sidecar.evaluation.cli_options import ConfigOption, settings_or_exit
 from sidecar.evaluation.eval_cli import eval_command
 from sidecar.evaluation.judgments.cli import judgments_app
+from sidecar.experiments.cli import experiments_app
 from sidecar.settings import Settings
 
 app = typer.Typer(
@@ -31,6 +32,7 @@ models_app = typer.Typer(
 app.add_typer(testbed_app, name="testbed")
 app.add_typer(models_app, name="models")
 app.add_typer(judgments_app, name="judgments")
+app.add_typer(experiments_app, name="experiments")
 app.command("eval")(eval_command)
 
 console = Console()

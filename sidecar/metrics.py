@@ -47,6 +47,26 @@ class SidecarMetrics:
             registry=r,
         )
 
+        self.ubi_documents = Counter(
+            "rerank_sidecar_ubi_documents",
+            "UBI documents (ubi_queries, ubi_events) by outcome: written, or dropped and why",
+            ["index", "outcome"],
+            registry=r,
+        )
+        self.ubi_events = Counter(
+            "rerank_sidecar_ubi_events",
+            "Events received at /ubi_events: accepted, rejected (malformed), orphan (accepted, "
+            "for a query id the sidecar did not log)",
+            ["outcome"],
+            registry=r,
+        )
+        self.experiment_searches = Counter(
+            "rerank_sidecar_experiment_searches",
+            "Searches under an experiment, by experiment, variant and assignment",
+            ["experiment", "variant", "assignment"],
+            registry=r,
+        )
+
     def search(self, outcome: str, reason: str = "") -> None:
         self.searches.labels(outcome, reason).inc()
 

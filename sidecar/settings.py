@@ -19,6 +19,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from sidecar.experiments.model import Experiment, check_references
 from sidecar.search.options import Combine, OnError, Profile
 from workers.contract import BUILTIN_MODELS, ModelSpec
 
@@ -236,6 +237,56 @@ class ApiSettings(BaseModel):
     """Deadline of one API request's scoring job. Example: ``30000``."""
 
 
+class AdminSettings(BaseModel):
+    """The admin API (``/_rerank/experiments``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tokens: list[SecretStr] = Field(default_factory=list)
+    """Bearer tokens of the admin API, compared in constant time and never logged. Empty: the
+    admin API refuses every call. Example: ``RERANK_ADMIN__TOKENS='["t1"]'``."""
+    experiments_refresh_s: float = Field(default=2.0, gt=0)
+    """How often each sidecar process reloads the experiments made through the admin API (they
+    live in Redis); searches never wait for Redis on their account. Example: ``2``."""
+
+
+class UbiSettings(BaseModel):
+    """Logging of searches and clicks in the UBI schema (``ubi_queries``, ``ubi_events``).
+
+    Written off the request path, in bulk, to the cluster behind the sidecar: when it is slow
+    or down the buffer fills and documents are dropped (counted in
+    ``rerank_sidecar_ubi_documents_total{outcome="dropped_..."}`` and logged), never delaying
+    a search."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    urls: list[str] = Field(default_factory=list)
+    """Nodes to write the UBI indices to. Empty: the cluster behind the sidecar
+    (``upstream.urls``). Example: an analytics cluster, ``["https://logs1:9200"]``."""
+    application: str = "rerank-sidecar"
+    """UBI ``application`` of the searches the sidecar logs."""
+    log_reranked: bool = False
+    """Also log every reranked search outside experiments (``query_attributes`` name the
+    model and the rerank status), for click models and judgments from all traffic."""
+    queries_index: str = "ubi_queries"
+    events_index: str = "ubi_events"
+    buffer_size: int = Field(default=10_000, gt=0)
+    """Documents waiting to be written, at most; more are dropped and counted."""
+    batch_size: int = Field(default=500, gt=0)
+    flush_interval_ms: int = Field(default=1000, gt=0)
+    """Longest a document waits before its bulk request goes."""
+    request_timeout_s: float = Field(default=10.0, gt=0)
+    api_key: SecretStr | None = None
+    """Credentials of the UBI writes (an API key, or ``basic_auth`` ``user:password``): only
+    the right to write the two UBI indices is needed. Unset: none sent."""
+    basic_auth: SecretStr | None = None
+    max_events: int = Field(default=1000, gt=0)
+    """Most events in one ``POST /ubi_events``."""
+    query_id_ttl_s: int = Field(default=7 * 86400, gt=0)
+    """How long the query ids of logged searches are remembered (in Redis) so events for
+    unknown ones are counted as orphans."""
+
+
 class DispatchSettings(BaseModel):
     """How the sidecar gets scores."""
 
@@ -343,6 +394,32 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     rerank: RerankSettings = Field(default_factory=RerankSettings)
+    admin: AdminSettings = Field(default_factory=AdminSettings)
+    experiments: list[Experiment] = Field(default_factory=list)
+    """A/B tests and interleavings of rerank variants. Example (YAML)::
+
+        experiments:
+          - name: shoes-2b-vs-8b
+            indices: [products*]
+            variants:
+              - {name: control, off: true}
+              - {name: small, profile: products}
+              - {name: large, profile: products-8b}
+            key: [header:X-User-Id, ubi.client_id]
+    """
+    ubi: UbiSettings = Field(default_factory=UbiSettings)
+
+    @model_validator(mode="after")
+    def _experiments_refer_to_known_names(self) -> Settings:
+        names = [e.name for e in self.experiments]
+        for i, experiment in enumerate(self.experiments):
+            if names.count(experiment.name) > 1:
+                raise ValueError(f"experiments: the name {experiment.name!r} is used twice")
+            try:
+                check_references(experiment, list(self.rerank.profiles), list(self.models))
+            except ValueError as exc:
+                raise ValueError(f"experiments.{i}.{exc}") from None
+        return self
 
     @model_validator(mode="after")
     def _rerank_refers_to_known_names(self) -> Settings:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -49,6 +49,9 @@ from sidecar.search.rerank import (
     prepare,
 )
 from sidecar.settings import Settings
+
+if TYPE_CHECKING:
+    from sidecar.experiments.model import Experiment
 
 log = logging.getLogger(__name__)
 
@@ -112,18 +115,30 @@ async def search(request: web.Request) -> web.StreamResponse:
     settings = context.settings
     index = request.match_info.get("index")
     rule_matches = matching_profile(settings, index_names(index)) is not None
+    experiment = _experiment(request, index)
     read = await read_or_stream(request, rule_matches)
     if not isinstance(read, SearchBody):
         return read
     raw, plain = read.raw, read.plain
     if read.oversized:
         return await forward(request, raw or None, extra_headers=_too_large_header(rule_matches))
-    if plain is None or (b"rerank" not in plain and not rule_matches):
+    if plain is None or (b"rerank" not in plain and not rule_matches and experiment is None):
         return await forward(request, raw or None)
     body = json_object(plain) if is_json_body(request.headers.get("Content-Type")) else None
     if body is None:
         # Not ours to judge: the engine answers malformed or non-JSON bodies as it always does.
         return await forward(request, raw or None)
+    if experiment is not None:
+        from sidecar.experiments.search_path import experiment_search
+
+        try:
+            answered = await experiment_search(request, raw, body, experiment)
+        except Exception:
+            log.exception("a search under experiment %s failed; it takes the normal path",
+                          experiment.name)  # fmt: skip
+            answered = None
+        if answered is not None:
+            return answered
     try:
         decision = decide(settings, index, body, request.query, request.headers.get("X-Rerank"))
     except RerankInputError as exc:
@@ -142,6 +157,16 @@ async def search(request: web.Request) -> web.StreamResponse:
     except ValueError:  # nested too deeply to write back
         return await forward_decision(request, raw, Decision(decision.body, "body_too_deep"))
     return await _reranked_search(request, prepared, widened, raw, decision)
+
+
+def _experiment(request: web.Request, index: str | None) -> Experiment | None:
+    """The experiment this search takes part in, if any (never with ``X-Rerank: off``)."""
+    from sidecar.experiments.search_path import EXPERIMENTS, now
+
+    experiments = request.app.get(EXPERIMENTS)
+    if experiments is None or (request.headers.get("X-Rerank") or "").strip().lower() == "off":
+        return None
+    return experiments.registry.match(index_names(index), now())
 
 
 def internal_error(body: dict[str, Any]) -> Decision:
@@ -188,6 +213,7 @@ async def _reranked_search(
     try:
         response = loads(answer.body)
         outcome = await context.reranker.apply(prepared, response)
+        query_id = _log_reranked(request, decision, prepared, outcome, response)
         if prepared.filter_path:
             response = filtered(response, prepared.filter_path, answer)
         page = dumps(response)
@@ -200,7 +226,39 @@ async def _reranked_search(
         log.exception("reranking a search failed; the engine answers it alone")
         return await forward_decision(request, raw, Decision(decision.body, "internal_error"))
     context.metrics.rerank(outcome, prepared.plan.model)
-    return respond(answer, page, headers_of(outcome, prepared))
+    headers = headers_of(outcome, prepared)
+    if query_id is not None:
+        headers["X-Rerank-Query-Id"] = query_id
+    return respond(answer, page, headers)
+
+
+def _log_reranked(
+    request: web.Request,
+    decision: Decision,
+    prepared: PreparedSearch,
+    outcome: Outcome,
+    response: Any,
+) -> str | None:
+    """The UBI query id of this reranked search when ``ubi.log_reranked`` logs it; logging
+    never fails the search."""
+    settings = request.app[SEARCH].settings
+    if not settings.ubi.log_reranked or not isinstance(response, dict):
+        return None
+    from sidecar.experiments.search_path import log_reranked_search
+
+    try:
+        return log_reranked_search(
+            request,
+            settings,
+            decision.body or {},
+            prepared.plan.query.text,
+            prepared.plan.model,
+            outcome.status,
+            response,
+        )
+    except Exception:
+        log.exception("logging a reranked search to UBI failed; the search is answered")
+        return None
 
 
 def filtered(response: Any, values: list[str], answer: EngineAnswer) -> Any:

@@ -94,6 +94,8 @@ class RerankExt(Profile):
     profile: str | None = None
     query: QueryContent | None = None
     query_context: QueryContext | None = None
+    user: str | None = None
+    """The user's key for experiments' sticky assignment (when an experiment reads it)."""
 
 
 class RerankInputError(ValueError):

@@ -9,6 +9,7 @@ order (the default) or raises RerankFailed, which the proxy answers in the engin
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -130,35 +131,42 @@ class SearchReranker:
         self._dispatcher = dispatcher
         self._hit_fields = hit_fields
 
-    async def apply(self, search: PreparedSearch, response: dict[str, Any]) -> Outcome:
-        """Rerank ``response`` (the engine's answer to ``search.body``) in place."""
-        started = time.perf_counter()
-        plan = search.plan
-        hits_node, hits = search_hits(response)
-        window = hits[: plan.window]
+    async def _scores(
+        self, plan: RerankPlan, window: list[dict[str, Any]]
+    ) -> tuple[list[float | None], int]:
+        """The reranker's score of each window hit (None: nothing to score, or it failed) and
+        how many were not scored. Raises DispatchError when nothing could be scored."""
         documents = [
             build_document(str(i), hit.get("_source"), plan.fields) for i, hit in enumerate(window)
         ]
         present = [d for d in documents if d is not None]
         scores: list[float | None] = [None] * len(window)
         failed = len(window) - len(present)
+        if present:
+            job = ScoringJob(
+                model=plan.model,
+                instruction=plan.instruction,
+                query=plan.query,
+                documents=present,
+                deadline=time.time() + plan.timeout_ms / 1000,
+                max_doc_tokens=plan.max_doc_tokens,
+            )
+            result = await self._dispatcher.score(job)
+            for document, score in zip(present, result.scores, strict=True):
+                scores[int(document.id)] = score
+            failed += len(result.errors)
+            if all(score is None for score in result.scores):
+                # Nothing scored (a broken query image, say): as good as a failed job.
+                raise DispatchError(f"no document could be scored: {result.errors[0].error}")
+        return scores, failed
+
+    async def apply(self, search: PreparedSearch, response: dict[str, Any]) -> Outcome:
+        """Rerank ``response`` (the engine's answer to ``search.body``) in place."""
+        started = time.perf_counter()
+        plan = search.plan
+        hits_node, hits = search_hits(response)
         try:
-            if present:
-                job = ScoringJob(
-                    model=plan.model,
-                    instruction=plan.instruction,
-                    query=plan.query,
-                    documents=present,
-                    deadline=time.time() + plan.timeout_ms / 1000,
-                    max_doc_tokens=plan.max_doc_tokens,
-                )
-                result = await self._dispatcher.score(job)
-                for document, score in zip(present, result.scores, strict=True):
-                    scores[int(document.id)] = score
-                failed += len(result.errors)
-                if all(score is None for score in result.scores):
-                    # Nothing scored (a broken query image, say): as good as a failed job.
-                    raise DispatchError(f"no document could be scored: {result.errors[0].error}")
+            scores, failed = await self._scores(plan, hits[: plan.window])
         except DispatchError as exc:
             reason = exc.reason
             if plan.on_error == "fail":
@@ -186,6 +194,33 @@ class SearchReranker:
         took = (time.perf_counter() - started) * 1000
         _add_took(response, took)
         return Outcome("applied", took, unscored=failed)
+
+    async def order(
+        self, plan: RerankPlan, hits: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], Outcome]:
+        """Every one of ``hits`` (copies: the caller's stay as they are) in ``plan``'s order,
+        annotated like a reranked page; a failed scoring gives the engine's order (degraded), or
+        raises RerankFailed when the plan says ``on_error: fail``. Views are not restored."""
+        started = time.perf_counter()
+        copies = copy.deepcopy(hits)
+        try:
+            scores, failed = await self._scores(plan, copies[: plan.window])
+        except DispatchError as exc:
+            if plan.on_error == "fail":
+                code = 504 if exc.reason == "timeout" else 502
+                raise RerankFailed(code, exc.reason, str(exc)) from exc
+            return copies, Outcome("degraded", (time.perf_counter() - started) * 1000, exc.reason)
+        merged = merge(
+            copies,
+            scores,
+            plan.window,
+            plan.combine,
+            Page(0, len(copies)),
+            min_score=plan.min_score,
+            hit_fields=self._hit_fields,
+        )
+        took = (time.perf_counter() - started) * 1000
+        return [dict(hit) for hit in merged.hits], Outcome("applied", took, unscored=failed)
 
     def _original_page(
         self, search: PreparedSearch, hits: list[dict[str, Any]], response: dict[str, Any]
