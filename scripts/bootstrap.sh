@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything rerank-sidecar needs on a fresh Debian machine, idempotently:
-# Debian packages (redis-server, maven, a Java 17, Node.js and npm, chromium), then a virtualenv in .venv
+# Debian packages (redis-server, maven, a Java 17, Node.js and npm, chromium, nginx), then a virtualenv in .venv
 # with the project and its pinned dependencies, and the official clients the tests drive that
 # cannot live in the venv: elasticsearch-py 9 in .venv/clients/es9 (the venv pins 8.x) and the
 # JavaScript clients in tests/clients/js/node_modules. Downloads are cached outside the repo
@@ -19,6 +19,7 @@ command -v "$PYTHON" >/dev/null || missing+=(python3 python3-venv)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 command -v chromium >/dev/null || missing+=(chromium)  # headless: the tests look at HTML reports
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)  # the edge-routing tests
 if ((${#missing[@]})); then
   echo "bootstrap: installing Debian packages: ${missing[*]}"
   sudo=""
@@ -58,3 +59,7 @@ if [ ! -f "$js_stamp" ]; then
   (cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
   touch "$js_stamp"
 fi
+
+# Go tools of the deploy tests (helm, compose-go's validator and loader), built from the Go module
+# proxy into ~/.cache/rerank-sidecar/tools once (a few minutes the first time, then nothing).
+bash scripts/go-tools.sh

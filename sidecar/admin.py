@@ -1,7 +1,8 @@
 """The sidecar's own endpoints, under /_rerank/ where no engine API lives: health (the process
 answers), readiness (a cluster node answers; Redis is reported, see ``ready``) and Prometheus
 metrics. A request-timing
-middleware feeds the metrics."""
+middleware feeds the metrics; the scoring queues' depth (``sidecar.scoring.queue_depth``) is read
+from Redis for each scrape, for autoscalers."""
 
 from __future__ import annotations
 
@@ -15,10 +16,14 @@ from aiohttp import web
 from sidecar.metrics import SidecarMetrics
 from sidecar.proxy.passthrough import UPSTREAM
 from sidecar.proxy.upstream import UpstreamUnavailable
+from sidecar.scoring.cache_metrics import CacheLookups
+from sidecar.scoring.queue_depth import QueueDepth
+from sidecar.scoring.redis_pool import redis_client
 from sidecar.settings import Settings
 
 METRICS = web.AppKey("metrics", SidecarMetrics)
 READINESS_REDIS = web.AppKey("readiness_redis", aioredis.Redis)
+QUEUE_DEPTH = web.AppKey("queue_depth", QueueDepth)
 CHECK_TIMEOUT_S = 2.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -31,6 +36,12 @@ def add_admin_routes(app: web.Application, settings: Settings, metrics: SidecarM
         app[READINESS_REDIS] = aioredis.Redis.from_url(
             url, socket_connect_timeout=CHECK_TIMEOUT_S, socket_timeout=CHECK_TIMEOUT_S
         )
+    if settings.dispatch.backend == "celery":
+        broker = redis_client(
+            settings.celery.broker_url, max_connections=2, timeout_s=CHECK_TIMEOUT_S
+        )
+        app[QUEUE_DEPTH] = QueueDepth(broker, settings.models, metrics.registry)
+    metrics.registry.register(CacheLookups(lambda: _cache_lookups(app)))
     app.router.add_get("/_rerank/health", health)
     app.router.add_get("/_rerank/ready", ready)
     app.router.add_get("/_rerank/metrics", metrics_endpoint)
@@ -39,6 +50,8 @@ def add_admin_routes(app: web.Application, settings: Settings, metrics: SidecarM
     async def close_redis(app: web.Application) -> None:
         if READINESS_REDIS in app:
             await app[READINESS_REDIS].aclose()
+        if QUEUE_DEPTH in app:
+            await app[QUEUE_DEPTH].close()
 
     app.on_cleanup.append(close_redis)
 
@@ -107,7 +120,17 @@ async def ready(request: web.Request) -> web.Response:
     )
 
 
+def _cache_lookups(app: web.Application) -> dict[str, int] | None:
+    from sidecar.app import DISPATCHER  # at scrape time: sidecar.app imports this module
+    from sidecar.scoring.cache import CachedDispatcher
+
+    dispatcher = app.get(DISPATCHER)
+    return dispatcher.lookups if isinstance(dispatcher, CachedDispatcher) else None
+
+
 async def metrics_endpoint(request: web.Request) -> web.Response:
+    if QUEUE_DEPTH in request.app:
+        await request.app[QUEUE_DEPTH].refresh()  # bounded by its own timeout
     return web.Response(
         body=request.app[METRICS].exposition(),
         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},

@@ -23,6 +23,7 @@ from workers.contract import Content, DocumentError, ScoringJob, ScoringResult
 PREFIX = "rerank:score:"
 CONTENT_FIELDS = tuple(Content.model_fields)  # a document's id is not part of its content
 INDEX = "rerank:score-index"
+LOOKUP_RESULTS = ("hit", "miss", "error")
 
 
 def score_keys(
@@ -111,6 +112,8 @@ class CachedDispatcher:
         self._inner = inner
         self._cache = cache
         self._revisions = revisions or {}
+        self.lookups = dict.fromkeys(LOOKUP_RESULTS, 0)
+        """Pairs looked up so far, by result (exported as rerank_sidecar_cache_lookups)."""
 
     async def score(self, job: ScoringJob) -> ScoringResult:
         started = time.perf_counter()
@@ -122,6 +125,11 @@ class CachedDispatcher:
             cached = await self._cache.get_many(keys)
         except (aioredis.RedisError, OSError):
             cached = [None] * len(keys)  # a cache outage costs speed, not results
+            self.lookups["error"] += len(keys)
+        else:
+            hits = sum(value is not None for value in cached)
+            self.lookups["hit"] += hits
+            self.lookups["miss"] += len(keys) - hits
         missing = [i for i, value in enumerate(cached) if value is None]
         scores: list[float | None] = list(cached)
         errors: list[DocumentError] = []
