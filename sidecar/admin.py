@@ -7,6 +7,7 @@ from Redis for each scrape, for autoscalers."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable
 
@@ -81,7 +82,8 @@ async def timing(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 async def health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    # Which of `serve --workers N`'s processes answered: for operators and the tests.
+    return web.json_response({"status": "ok"}, headers={"X-Rerank-Process": str(os.getpid())})
 
 
 async def _cluster_answers(request: web.Request) -> str:

@@ -257,10 +257,42 @@ def serve(
         list[str] | None,
         typer.Option(help="Cluster node URL (upstream.urls), repeated for several nodes."),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Sidecar processes sharing the port (SO_REUSEPORT), under one supervisor.",
+        ),
+    ] = 1,
     config: ConfigOption = None,
 ) -> None:
     """Run the sidecar: a transparent proxy to the cluster that reranks the searches its rules
-    or ext.rerank ask for, and the rerank API. Access logs are JSON lines on stderr."""
+    or ext.rerank ask for, and the rerank API. Access logs are JSON lines on stderr. SIGTERM
+    stops accepting, lets requests in flight finish (server.shutdown_timeout_s) and exits."""
+    if workers == 1:
+        run_sidecar(config, host, port, upstream, reuse_port=False)
+        return
+    import functools
+    import logging
+
+    from sidecar.logs import configure_logging
+    from sidecar.serve_processes import serve_processes
+
+    configure_logging(logging.INFO)
+    settings = _settings(config)  # refuse bad settings once, before any process starts
+    child = functools.partial(run_sidecar, config, host, port, upstream, True)
+    grace_s = settings.server.shutdown_timeout_s + 10  # the children's grace, then cleanup
+    raise typer.Exit(serve_processes(workers, child, grace_s))
+
+
+def run_sidecar(
+    config: Path | None,
+    host: str | None,
+    port: int | None,
+    upstream: list[str] | None,
+    reuse_port: bool,
+) -> None:
+    """One sidecar process until SIGTERM/SIGINT (aiohttp's graceful shutdown)."""
     import logging
 
     from aiohttp import web
@@ -282,11 +314,13 @@ def serve(
         host=host or settings.server.host,
         port=port if port is not None else settings.server.port,
         shutdown_timeout=settings.server.shutdown_timeout_s,
+        reuse_port=reuse_port or None,
         **application[RUNNER_OPTIONS],
         access_log_class=JsonAccessLogger,
         access_log=logging.getLogger("rerank_sidecar.access"),
         access_log_format="",
         loop=new_event_loop(),
+        handle_signals=True,
     )
 
 
