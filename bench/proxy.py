@@ -817,6 +817,102 @@ def measure_memory(engine_url: str, args: argparse.Namespace) -> MemoryResult:
 # Report
 
 
+@dataclass
+class ProcessRow:
+    processes: int
+    clients: int
+    direct: Measured
+    sidecar: Measured
+
+
+class ServeProcesses:
+    """``rerank-sidecar serve --workers N`` as deployed (its own supervisor and children)."""
+
+    def __init__(self, engine_url: str, processes: int) -> None:
+        from sidecar.testbed.ports import free_port
+
+        self.url = f"http://127.0.0.1:{free_port()}"
+        command = [sys.executable, "-m", "sidecar", "serve", "--workers", str(processes)]
+        command += ["--port", self.url.rsplit(":", 1)[1], "--upstream", engine_url]
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 60
+        seen: set[str] = set()
+        while len(seen) < processes:  # every child answers before anything is measured
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.close()
+                raise RuntimeError(f"serve --workers {processes} did not come up")
+            try:
+                request = urllib.request.Request(
+                    f"{self.url}/_rerank/health", headers={"Connection": "close"}
+                )
+                with urllib.request.urlopen(request, timeout=2) as answer:
+                    seen.add(answer.headers.get("X-Rerank-Process", ""))
+            except OSError:
+                time.sleep(0.2)
+
+    def close(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def measure_processes(engine_url: str, args: argparse.Namespace) -> list[ProcessRow]:
+    """Pass-through searches at ``--process-clients``: direct, through one sidecar process and
+    through two (``serve --workers 2``), interleaved in the same rounds."""
+    search, path = search_bodies(), f"/{SEARCH_INDEX}/_search"
+    one = ServeProcesses(engine_url, 1)
+    try:
+        two = ServeProcesses(engine_url, 2)
+        try:
+            plan = Plan()  # warm-up first: the engine's JIT and every child's pools
+            warmup = sized(args, "warmup")
+            plan.add(maker(engine_url, path, search, 8)(3 * warmup))
+            for served in (one, two):
+                plan.add(maker(served.url, path, search, 8, "absent")(warmup))
+            cells = []
+            for c in int_list(args.process_clients):
+                makers = [maker(u, path, search, c) for u in (engine_url, one.url, two.url)]
+                cells.append((c, plan.cell(args.rounds, sized(args, "searches"), makers)))
+            results = loadgen(plan.phases)
+        finally:
+            two.close()
+    finally:
+        one.close()
+    rows = []
+    for c, pick in cells:
+        direct, through_one, through_two = pick(results)
+        rows += [ProcessRow(1, c, direct, through_one), ProcessRow(2, c, direct, through_two)]
+    return rows
+
+
+def render_processes(rows: list[ProcessRow], args: argparse.Namespace, version: str) -> str:
+    lines = [
+        f"{datetime.date.today().isoformat()}, {machine()}; OpenSearch {version}; "
+        f"`rerank-sidecar serve --workers N` (SO_REUSEPORT), pass-through searches (no rule), "
+        f"{args.rounds} interleaved rounds of {sized(args, 'searches')} searches each direct to "
+        f"the engine, through one sidecar process and through two, in the same rounds (the "
+        f"direct column is the same for both rows of a client count). The engine, the load "
+        f"generator and the sidecar processes share this machine's {os.cpu_count()} cores: a "
+        f"second process can only use what the others leave.",
+        "",
+        "| processes | clients | direct req/s | sidecar req/s | ratio | direct p50 ms "
+        "| sidecar p50 ms | sidecar p99 ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.processes} | {r.clients} | {r.direct.rps:.0f} | {r.sidecar.rps:.0f} "
+            f"| {r.sidecar.rps / r.direct.rps:.2f} | {r.direct.p50:.2f} | {r.sidecar.p50:.2f} "
+            f"| {r.sidecar.p99:.2f} |"
+        )
+    return "\n".join(lines)
+
+
 def verdict(failures: list[str]) -> str:
     return "met" if not failures else "**not met** (" + "; ".join(failures) + ")"
 
@@ -993,6 +1089,12 @@ def main() -> None:
     parser.add_argument(
         "--only-celery", action="store_true", help="measure only the Celery-worker rows"
     )
+    parser.add_argument(
+        "--process-clients", default="8,32", help="clients of the 1- and 2-process rows"
+    )
+    parser.add_argument(
+        "--only-processes", action="store_true", help="measure only the 1- and 2-process rows"
+    )
     args = parser.parse_args()
     if args.loadgen:
         loadgen_main()
@@ -1016,6 +1118,17 @@ def main() -> None:
     memory: MemoryResult | None = None
     try:
         seed(engine.url, args.docs)
+        print("1 and 2 sidecar processes …", file=sys.stderr)
+        processes_text = render_processes(measure_processes(engine.url, args), args, spec.version)
+        print(processes_text)
+        if not args.no_write:
+            write_section(
+                f"## Several sidecar processes on one port (`bench/proxy.py`)\n\n{processes_text}",
+                ROOT / "docs" / "benchmarks.md",
+                "proxy-processes",
+            )
+        if args.only_processes:
+            return
         print("reranked through a Celery worker …", file=sys.stderr)
         celery_rows, _ = measure_celery(engine.url, base, args)
         celery_text = render_celery(celery_rows, args, spec.version)

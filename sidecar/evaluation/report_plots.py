@@ -27,7 +27,8 @@ def colors(report: EvalReport) -> dict[str, str]:
     return out
 
 
-def _png(figure: Figure) -> str:
+def png_data_uri(figure: Figure) -> str:
+    """The figure as an inline PNG for the HTML reports (the figure is closed)."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(figure)
@@ -75,7 +76,7 @@ def metric_bars(report: EvalReport) -> str:
         ax.grid(axis="y", alpha=0.3)
         ax.tick_params(axis="x", rotation=15)
     figure.suptitle("Mean per query, with 95% bootstrap intervals", fontsize=11)
-    return _png(figure)
+    return png_data_uri(figure)
 
 
 def per_query_scatter(report: EvalReport) -> str:
@@ -108,4 +109,4 @@ def per_query_scatter(report: EvalReport) -> str:
         if report.challengers:
             ax.legend(fontsize=8, loc="lower right")
     figure.suptitle("Per query: challenger against reference", fontsize=11)
-    return _png(figure)
+    return png_data_uri(figure)

@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
-from sidecar.evaluation.report_plots import PALETTE, _png
+from sidecar.evaluation.report_plots import PALETTE, png_data_uri
 from sidecar.evaluation.statistics import Interval
 from sidecar.experiments.analysis import ExperimentAnalysis, VariantStats
 
@@ -77,7 +77,7 @@ def daily_ctr(analysis: ExperimentAnalysis) -> str:
     _days(ax, days)
     ax.legend(fontsize=8, loc="upper left")
     ax.set_title("Daily CTR per variant, with 95% Wilson intervals", fontsize=11)
-    return _png(figure)
+    return png_data_uri(figure)
 
 
 def daily_win_rate(analysis: ExperimentAnalysis) -> str:
@@ -104,7 +104,7 @@ def daily_win_rate(analysis: ExperimentAnalysis) -> str:
         "(ties left out), 95% Wilson intervals",
         fontsize=11,
     )
-    return _png(figure)
+    return png_data_uri(figure)
 
 
 def variant_bars(analysis: ExperimentAnalysis) -> str:
@@ -132,4 +132,4 @@ def variant_bars(analysis: ExperimentAnalysis) -> str:
         ax.grid(axis="y", alpha=0.3)
         ax.tick_params(axis="x", rotation=15)
     figure.suptitle("Per variant, with 95% intervals", fontsize=11, y=1.04)
-    return _png(figure)
+    return png_data_uri(figure)

@@ -191,6 +191,7 @@ def test_searches_through_the_edge_say_applied(stack: Stack, media_dir: Path) ->
 
 
 # (method, target as sent, where it must go)
+SCRATCH = "edge-scratch"
 ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/_search", "sidecar"),
     ("POST", "/_search?typed_keys=true", "sidecar"),
@@ -211,7 +212,7 @@ ROUTES: list[tuple[str, str, str]] = [
     ("POST", "/ubi_events", "sidecar"),
     ("GET", "/", "cluster"),
     ("POST", "/_bulk", "cluster"),
-    ("PUT", "/edge-scratch/_doc/1", "cluster"),
+    ("PUT", f"/{SCRATCH}/_doc/1", "cluster"),
     ("GET", "/_cluster/health", "cluster"),
     ("POST", "/_search/scroll", "cluster"),
     ("POST", f"/{INDEX}/_search/template", "cluster"),
@@ -232,15 +233,23 @@ ROUTES: list[tuple[str, str, str]] = [
 def test_routing_table(stack: Stack) -> None:
     upstream = {"sidecar": hostport(stack.sidecar), "cluster": hostport(stack.engine.url)}
     wrong = []
-    for method, target, expected in ROUTES:
-        before = len(stack.edge.records())
-        body = b"{}" if method in ("POST", "PUT") else b""
-        headers = [("Content-Type", "application/json")] if body else []
-        raw_http.send(stack.edge.url, method, target, headers, body)
-        (record,) = stack.edge.records_after(before, 1)
-        assert record["target"] == target  # the target reached nginx (and went on) as sent
-        if record["upstream"] != upstream[expected]:
-            wrong.append((method, target, expected, record["backend"]))
+    # The PUT below writes a document: its index gets no replica, so the shared single-node
+    # engine stays green for the tests after this one.
+    scratch = stack.engine.client.indices
+    scratch.delete(index=SCRATCH, ignore_unavailable=True)
+    scratch.create(index=SCRATCH, body={"settings": {"number_of_replicas": 0}})
+    try:
+        for method, target, expected in ROUTES:
+            before = len(stack.edge.records())
+            body = b"{}" if method in ("POST", "PUT") else b""
+            headers = [("Content-Type", "application/json")] if body else []
+            raw_http.send(stack.edge.url, method, target, headers, body)
+            (record,) = stack.edge.records_after(before, 1)
+            assert record["target"] == target  # the target reached nginx (and went on) as sent
+            if record["upstream"] != upstream[expected]:
+                wrong.append((method, target, expected, record["backend"]))
+    finally:
+        scratch.delete(index=SCRATCH, ignore_unavailable=True)
     assert not wrong
 
 

@@ -21,13 +21,21 @@ from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SLOW_S = 2.0
+IN_FLIGHT = 8
 
 
-def slow_engine(arrived: threading.Event) -> web.Application:
+class Arrivals:
+    """How many requests reached the stand-in engine."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+def slow_engine(arrived: Arrivals) -> web.Application:
     """A stand-in cluster whose ``/slow`` answers after ``SLOW_S``."""
 
     async def slow(request: web.Request) -> web.Response:
-        arrived.set()
+        arrived.count += 1
         await asyncio.sleep(SLOW_S)
         return web.json_response({"slow": True})
 
@@ -51,7 +59,7 @@ def process_of(url: str) -> str | None:
 
 @pytest.mark.timeout(120)
 def test_two_processes_share_the_port_and_stop_gracefully(tmp_path: Path) -> None:
-    arrived = threading.Event()
+    arrived = Arrivals()
     with serve_in_thread(slow_engine(arrived)) as engine:
         port = free_port()
         config = tmp_path / "sidecar.yaml"
@@ -82,16 +90,24 @@ def test_two_processes_share_the_port_and_stop_gracefully(tmp_path: Path) -> Non
                 "a replacement process",
             )
 
-            # SIGTERM with a request in flight: it finishes, then everything exits.
-            result: dict[str, httpx.Response] = {}
-            slow = threading.Thread(
-                target=lambda: result.setdefault("r", httpx.get(f"{url}/slow", timeout=30))
-            )
-            slow.start()
-            assert arrived.wait(10)
+            # SIGTERM with requests in flight (spread over the processes): every one finishes.
+            results: list[httpx.Response] = []
+            clients = [
+                threading.Thread(
+                    target=lambda: results.append(
+                        httpx.get(f"{url}/slow", timeout=30, headers={"Connection": "close"})
+                    )
+                )
+                for _ in range(IN_FLIGHT)
+            ]
+            for client in clients:
+                client.start()
+            wait_for(lambda: arrived.count >= IN_FLIGHT, 20, "every slow request at the engine")
             supervisor.send_signal(signal.SIGTERM)
-            slow.join(30)
-            assert result["r"].status_code == 200 and result["r"].json() == {"slow": True}
+            for client in clients:
+                client.join(30)
+            assert [r.status_code for r in results] == [200] * IN_FLIGHT
+            assert all(r.json() == {"slow": True} for r in results)
             assert supervisor.wait(timeout=30) == 0
             with pytest.raises(httpx.ConnectError):
                 httpx.get(f"{url}/_rerank/health", timeout=2)
