@@ -27,7 +27,6 @@ replaces the experiments section of docs/benchmarks.md unless ``--no-write``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime
 import json
 import re
@@ -44,7 +43,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from aiohttp import web  # noqa: E402
 
 from bench.proxy import (  # noqa: E402
     COMMON,
@@ -59,9 +57,9 @@ from bench.proxy import (  # noqa: E402
     seed,
 )
 from bench.report import machine, write_section  # noqa: E402
-from sidecar.app import RUNNER_OPTIONS, create_app, runner_options  # noqa: E402
-from sidecar.event_loop import new_event_loop  # noqa: E402
-from sidecar.settings import ServerSettings, Settings  # noqa: E402
+from bench.serving import serve_until_stdin_closes  # noqa: E402
+from sidecar.app import create_app  # noqa: E402
+from sidecar.settings import Settings  # noqa: E402
 from sidecar.testbed import engine_specs, start_engine, start_redis  # noqa: E402
 
 SCRIPT = str(Path(__file__).resolve())
@@ -109,25 +107,7 @@ def serve_sidecar_main(config_path: str) -> None:
 
     settings = Settings.model_validate(json.loads(Path(config_path).read_text()))
 
-    async def serve() -> None:
-        app = create_app(settings, dispatcher=ZeroCostDispatcher())
-        options = app.get(RUNNER_OPTIONS) or runner_options(ServerSettings())
-        runner = web.AppRunner(app, **options, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        print(json.dumps({"port": runner.addresses[0][1]}), flush=True)
-        loop = asyncio.get_running_loop()
-        try:
-            while await loop.run_in_executor(None, sys.stdin.readline):
-                pass
-        finally:
-            await runner.cleanup()
-
-    loop = new_event_loop()  # the loop `rerank-sidecar serve` runs on
-    try:
-        loop.run_until_complete(serve())
-    finally:
-        loop.close()
+    serve_until_stdin_closes(lambda: create_app(settings, dispatcher=ZeroCostDispatcher()))
 
 
 class Sidecar:

@@ -48,13 +48,12 @@ import redis.asyncio as aioredis  # noqa: E402
 from aiohttp import web  # noqa: E402
 
 from bench.report import machine, write_section  # noqa: E402
-from sidecar.app import RUNNER_OPTIONS, create_app, runner_options  # noqa: E402
-from sidecar.event_loop import new_event_loop  # noqa: E402
+from bench.serving import serve_until_stdin_closes  # noqa: E402
+from sidecar.app import create_app  # noqa: E402
 from sidecar.scoring.cache import CachedDispatcher, ScoreCache  # noqa: E402
 from sidecar.settings import (  # noqa: E402
     DispatchSettings,
     RerankSettings,
-    ServerSettings,
     Settings,
     UpstreamSettings,
 )
@@ -335,34 +334,21 @@ def serve_sidecar_main(
     minimal proxy; print the port as JSON. Each line read on stdin is answered with the
     scorer's counters as JSON; it stops when stdin closes."""
 
-    async def serve() -> None:
-        scorer = ZeroCostDispatcher()
+    scorer = ZeroCostDispatcher()
+
+    def build() -> web.Application:
         dispatcher: ZeroCostDispatcher | CachedDispatcher = scorer
         if cache_redis is not None:
             dispatcher = CachedDispatcher(scorer, ScoreCache(aioredis.Redis.from_url(cache_redis)))
         if minimal:
-            app = minimal_proxy(upstream)
-        elif celery_broker is not None and model_path is not None:
-            app = create_app(celery_sidecar_settings(upstream, celery_broker, model_path))
-        else:
-            app = create_app(sidecar_settings(upstream), dispatcher=dispatcher)
-        options = app.get(RUNNER_OPTIONS) or runner_options(ServerSettings())
-        runner = web.AppRunner(app, **options, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        print(json.dumps({"port": runner.addresses[0][1]}), flush=True)
-        loop = asyncio.get_running_loop()
-        try:
-            while await loop.run_in_executor(None, sys.stdin.readline):
-                print(json.dumps({"calls": scorer.calls, "pairs": scorer.pairs}), flush=True)
-        finally:
-            await runner.cleanup()
+            return minimal_proxy(upstream)
+        if celery_broker is not None and model_path is not None:
+            return create_app(celery_sidecar_settings(upstream, celery_broker, model_path))
+        return create_app(sidecar_settings(upstream), dispatcher=dispatcher)
 
-    loop = new_event_loop()  # the loop `rerank-sidecar serve` runs on
-    try:
-        loop.run_until_complete(serve())
-    finally:
-        loop.close()
+    serve_until_stdin_closes(
+        build, answer=lambda: json.dumps({"calls": scorer.calls, "pairs": scorer.pairs})
+    )
 
 
 class SidecarProcess:

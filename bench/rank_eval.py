@@ -48,19 +48,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
-from aiohttp import web  # noqa: E402
 
 from bench.proxy import engine_call, percentile  # noqa: E402
 from bench.report import machine, write_section  # noqa: E402
-from sidecar.app import RUNNER_OPTIONS, create_app, runner_options  # noqa: E402
-from sidecar.event_loop import new_event_loop  # noqa: E402
+from bench.serving import serve_until_stdin_closes  # noqa: E402
+from sidecar.app import create_app  # noqa: E402
 from sidecar.search.options import Fields, Profile  # noqa: E402
 from sidecar.settings import (  # noqa: E402
     CelerySettings,
     DispatchSettings,
     RerankRule,
     RerankSettings,
-    ServerSettings,
     Settings,
     UpstreamSettings,
 )
@@ -207,25 +205,9 @@ def serve_sidecar_main(upstream: str, broker: str, model_path: str, cache: bool)
     """Serve the sidecar on a free loopback port and print the port as JSON; stop when stdin
     closes."""
 
-    async def serve() -> None:
-        app = create_app(sidecar_settings(upstream, broker, model_path, cache))
-        options = app.get(RUNNER_OPTIONS) or runner_options(ServerSettings())
-        runner = web.AppRunner(app, **options, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        print(json.dumps({"port": runner.addresses[0][1]}), flush=True)
-        loop = asyncio.get_running_loop()
-        try:
-            while await loop.run_in_executor(None, sys.stdin.readline):
-                pass
-        finally:
-            await runner.cleanup()
-
-    loop = new_event_loop()  # the loop `rerank-sidecar serve` runs on
-    try:
-        loop.run_until_complete(serve())
-    finally:
-        loop.close()
+    serve_until_stdin_closes(
+        lambda: create_app(sidecar_settings(upstream, broker, model_path, cache))
+    )
 
 
 class SidecarProcess:

@@ -5,13 +5,15 @@ their top hits side by side (images shown where documents have them)."""
 from __future__ import annotations
 
 import base64
-import html
 import math
 import mimetypes
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sidecar.evaluation.html_format import escape as _e
+from sidecar.evaluation.html_format import number as _num
+from sidecar.evaluation.html_format import p_value as _p
 from sidecar.evaluation.metric_names import MetricName
 from sidecar.evaluation.report import EvalReport, Mover, Summary
 from sidecar.evaluation.report_plots import colors, metric_bars, per_query_scatter
@@ -60,22 +62,6 @@ figure { margin:0; background:var(--card); border:1px solid var(--line); border-
 .r3, .r4, .r5 { background:#c6ead5; } .unrated { background:#eceef3; color:var(--muted); }
 .swatch { display:inline-block; width:10px; height:10px; border-radius:3px; margin-right:6px; }
 """
-
-
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _num(value: float, digits: int = 3, signed: bool = False) -> str:
-    if not math.isfinite(value):
-        return "n/a"
-    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
-
-
-def _p(value: float) -> str:
-    if not math.isfinite(value):
-        return "n/a"
-    return "< 0.001" if value < 0.001 else f"{value:.3f}"
 
 
 def _tone(summary: Summary) -> str:

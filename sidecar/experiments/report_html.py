@@ -4,9 +4,9 @@ and the definitions."""
 
 from __future__ import annotations
 
-import html
-import math
-
+from sidecar.evaluation.html_format import escape as _e
+from sidecar.evaluation.html_format import number as _num
+from sidecar.evaluation.html_format import p_value as _p
 from sidecar.evaluation.report_html import CSS as EVAL_CSS
 from sidecar.evaluation.statistics import Interval
 from sidecar.experiments.analysis import ExperimentAnalysis, findings
@@ -24,22 +24,6 @@ CSS = (
                padding:12px 16px; margin-bottom:10px; }
 """
 )
-
-
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _num(value: float, digits: int = 3, signed: bool = False) -> str:
-    if not math.isfinite(value):
-        return "n/a"
-    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
-
-
-def _p(value: float) -> str:
-    if not math.isfinite(value):
-        return "n/a"
-    return "< 0.001" if value < 0.001 else f"{value:.3f}"
 
 
 def _ci(interval: Interval, signed: bool = False) -> str:
