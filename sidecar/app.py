@@ -26,6 +26,7 @@ from sidecar.scoring import CachedDispatcher, CeleryDispatcher, Dispatcher, Scor
 from sidecar.scoring.redis_pool import redis_client
 from sidecar.search.rerank import SearchReranker
 from sidecar.settings import ServerSettings, Settings
+from sidecar.tracing import instrument_app
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,8 @@ def build_experiments(settings: Settings, metrics: SidecarMetrics) -> Experiment
 def create_app(settings: Settings, dispatcher: Dispatcher | None = None) -> web.Application:
     """The sidecar app. ``dispatcher`` overrides the configured one (tests, embedding)."""
     app = web.Application(client_max_size=settings.server.max_body_bytes)
+    # Before any client session or Redis pool exists: the instrumentations hook their creation.
+    instrument_app(app, settings.tracing)
     app[RUNNER_OPTIONS] = runner_options(settings.server)
     chosen = dispatcher or build_dispatcher(settings)
     app[DISPATCHER] = chosen

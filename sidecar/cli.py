@@ -174,6 +174,9 @@ def worker(
         )
         raise typer.Exit(2)
     w = settings.worker
+    from sidecar.tracing import setup_tracing
+
+    setup_tracing(settings.tracing, "rerank-worker", celery=True)
     celery = create_celery_app(
         settings.celery.broker_url,
         settings.celery.result_backend,

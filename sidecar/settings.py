@@ -287,6 +287,24 @@ class UbiSettings(BaseModel):
     unknown ones are counted as orphans."""
 
 
+class TracingSettings(BaseModel):
+    """OpenTelemetry traces over OTLP/HTTP (the ``tracing`` extra), off by default. One search
+    is one trace: the sidecar's request, its engine call (the engine gets ``traceparent``), the
+    Redis dispatch and the worker's batch."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    otlp_endpoint: str = "http://localhost:4318/v1/traces"
+    """An OpenTelemetry collector's OTLP/HTTP traces endpoint. Example:
+    ``http://otel-collector:4318/v1/traces``."""
+    service_name: str | None = None
+    """Unset: ``rerank-sidecar`` for the sidecar, ``rerank-worker`` for scoring workers."""
+    sample_ratio: float = Field(default=1.0, ge=0, le=1)
+    """Share of traces started here that are kept (a caller's sampled ``traceparent`` wins)."""
+    export_timeout_s: float = Field(default=10.0, gt=0)
+
+
 class DispatchSettings(BaseModel):
     """How the sidecar gets scores."""
 
@@ -408,6 +426,7 @@ class Settings(BaseSettings):
             key: [header:X-User-Id, ubi.client_id]
     """
     ubi: UbiSettings = Field(default_factory=UbiSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
 
     @model_validator(mode="after")
     def _experiments_refer_to_known_names(self) -> Settings:

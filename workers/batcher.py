@@ -31,6 +31,7 @@ from workers.scoring.base import (
     cut_document,
     plan_batches,
 )
+from workers.tracing import batch_spans, current_context
 
 
 class DeadlineExpired(RuntimeError):
@@ -60,6 +61,7 @@ class _Item:
     prepared: Prepared
     deadline: float
     future: concurrent.futures.Future[float] = field(default_factory=concurrent.futures.Future)
+    trace_context: Any = None  # the job's (its task span's), for the batch's span
 
 
 class Batcher:
@@ -116,6 +118,7 @@ class Batcher:
             return ScoreOutcome(scores, [(i, reason) for i in range(len(documents))])
 
         lengths: dict[int, int] = {}
+        trace_context = current_context()  # this thread's: the prepare threads have none
 
         def prepare_and_submit(
             index: int, document: Mapping[str, Any]
@@ -127,7 +130,7 @@ class Batcher:
                 resolved = self.model.resolve(document)
                 prepared = self.model.prepare(resolved_query, resolved, instruction)
             lengths[index] = prepared.length
-            return self._submit(prepared, deadline)
+            return self._submit(prepared, deadline, trace_context)
 
         submitted: list[concurrent.futures.Future[concurrent.futures.Future[float]]]
         prepare_many = getattr(self.model, "prepare_many", None)
@@ -146,7 +149,7 @@ class Batcher:
                     outer.set_exception(prepared)
                 else:
                     lengths[index] = prepared.length
-                    outer.set_result(self._submit(prepared, deadline))
+                    outer.set_result(self._submit(prepared, deadline, trace_context))
                 submitted.append(outer)
         else:
             submitted = [
@@ -180,8 +183,10 @@ class Batcher:
         self._thread.join(timeout=30)
         self._prepare_pool.shutdown(wait=False, cancel_futures=True)
 
-    def _submit(self, prepared: Prepared, deadline: float) -> concurrent.futures.Future[float]:
-        item = _Item(prepared, deadline)
+    def _submit(
+        self, prepared: Prepared, deadline: float, trace_context: Any
+    ) -> concurrent.futures.Future[float]:
+        item = _Item(prepared, deadline, trace_context=trace_context)
         with self._wakeup:
             if self._closed:
                 raise RuntimeError("the batcher is closed")
@@ -230,6 +235,7 @@ class Batcher:
 
     def _forward(self, batch: list[_Item]) -> None:
         started = time.perf_counter()
+        started_ns = time.time_ns()
         try:
             values = self.model.forward([item.prepared for item in batch])
         except Exception as exc:
@@ -242,6 +248,16 @@ class Batcher:
         lengths = [item.prepared.length for item in batch]
         self.observer.batch_done(
             len(batch), max(lengths) * len(batch), sum(lengths), time.perf_counter() - started
+        )
+        batch_spans(
+            [item.trace_context for item in batch],
+            started_ns,
+            time.time_ns(),
+            {
+                "rerank.batch.pairs": len(batch),
+                "rerank.batch.real_tokens": sum(lengths),
+                "rerank.batch.padded_tokens": max(lengths) * len(batch),
+            },
         )
         for item, value in zip(batch, values, strict=True):
             if not item.future.done():

@@ -49,6 +49,7 @@ from sidecar.search.rerank import (
     prepare,
 )
 from sidecar.settings import Settings
+from sidecar.tracing import annotate
 
 if TYPE_CHECKING:
     from sidecar.experiments.model import Experiment
@@ -185,6 +186,8 @@ async def forward_decision(
     if decision.skip_reason is not None:
         request.app[SEARCH].metrics.search("skipped", decision.skip_reason)
     extra = {STATUS: status} if status else None
+    if status:
+        annotate({"rerank.status": status})
     if decision.body is None:
         return await forward(request, raw or None, extra_headers=extra)
     try:
@@ -226,6 +229,13 @@ async def _reranked_search(
         log.exception("reranking a search failed; the engine answers it alone")
         return await forward_decision(request, raw, Decision(decision.body, "internal_error"))
     context.metrics.rerank(outcome, prepared.plan.model)
+    annotate(
+        {
+            "rerank.status": outcome.status,
+            "rerank.model": prepared.plan.model,
+            "rerank.window": prepared.plan.window,
+        }
+    )
     headers = headers_of(outcome, prepared)
     if query_id is not None:
         headers["X-Rerank-Query-Id"] = query_id

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import json
 import logging
 import time
@@ -127,8 +128,11 @@ class CeleryDispatcher:
             async with asyncio.timeout(remaining):
                 waiter = self._results.expect(task_id)
                 try:
+                    # In the search's trace context: the publish's span and the task's
+                    # traceparent belong to it (an executor thread has no context of its own).
+                    publish = contextvars.copy_context().run
                     await asyncio.get_running_loop().run_in_executor(
-                        self._executor, self._publish, job, task_id
+                        self._executor, publish, self._publish, job, task_id
                     )
                     return await waiter
                 finally:
