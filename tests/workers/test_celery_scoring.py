@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -17,6 +19,7 @@ from sidecar.settings import Settings, WorkerSettings
 from sidecar.testbed import RunningWorker, start_worker
 from sidecar.testbed.ports import free_port
 from tests.conftest import ScoringWorkerHandle
+from tests.waiting import wait_for
 from workers.contract import SCORE_TASK, ModelSpec, ScoringJob, ScoringResult, queue_name
 from workers.scoring import Scorer
 
@@ -229,6 +232,37 @@ def test_worker_killed_mid_job_loses_no_job(
     assert None not in scored.scores
     expected = tiny_scorers["tiny-text"].score(job.query.model_dump(exclude_none=True), docs[:3])
     assert max(abs(a - b) for a, b in zip(scored.scores[:3], expected, strict=True)) <= TOLERANCE  # type: ignore[operator]
+
+
+def test_sigterm_lets_the_running_job_finish_then_the_worker_exits(
+    settings: Settings,
+    own_redis_url: str,
+    tiny_registry: dict[str, ModelSpec],
+    media_dir: Path,
+) -> None:
+    """Celery's warm shutdown: the job being scored when SIGTERM comes is answered in full, then
+    the worker closes its batchers and exits 0 (what a pod's termination grace period waits
+    for)."""
+    worker = start_worker(
+        settings,
+        own_redis_url,
+        models={"tiny-text": tiny_registry["tiny-text"]},
+        worker_settings=_worker_settings(media_dir),
+    )
+    try:
+        docs = [{"text": f"document {i} " + "long text " * 400} for i in range(80)]
+        result = _send(worker, _job("tiny-text", {"text": "red shoes"}, docs))
+        deadline = time.time() + 60
+        while result.state != "STARTED" and time.time() < deadline:
+            time.sleep(0.02)
+        assert result.state == "STARTED"
+        os.kill(worker.process.pid, signal.SIGTERM)
+        scored = ScoringResult.model_validate(result.get(timeout=120))
+        assert None not in scored.scores and not scored.errors
+        wait_for(lambda: not worker.process.is_running(), 60, "the worker to exit")
+        assert worker.process.exit_code() == 0, worker.process.log_tail()
+    finally:
+        worker.stop()
 
 
 def test_interactive_jobs_go_ahead_of_queued_bulk_jobs(
