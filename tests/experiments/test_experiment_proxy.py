@@ -183,8 +183,6 @@ def test_three_variants_split_users_by_their_weights(
 def test_assignment_is_sticky_across_sidecar_processes(
     split: dict[str, str], sidecar_config: dict[str, Any], engine: EngineHandle, tmp_path: Path
 ) -> None:
-    if engine.name != "opensearch":
-        pytest.skip("one engine is enough: assignment does not depend on it")
     port = free_port()
     path = tmp_path / "second.yaml"
     path.write_text(yaml.safe_dump({**sidecar_config, "server": {"port": port}}))
