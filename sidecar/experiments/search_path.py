@@ -157,20 +157,42 @@ def _ubi_document(
     extra = (ubi or {}).get("query_attributes")
     if isinstance(extra, dict):
         attributes = {**{k: v for k, v in extra.items() if isinstance(k, str)}, **attributes}
-    client_id = assignment.key or (ubi or {}).get("client_id")
+    return _query_document(
+        query_id=query_id,
+        hit_ids=hit_ids,
+        attributes=attributes,
+        user_query=(ubi or {}).get("user_query") or user_query or "",
+        application=experiment.application or settings.ubi.application,
+        index=index,
+        client_id=assignment.key or (ubi or {}).get("client_id"),
+        query=body.get("query"),
+    )
+
+
+def _query_document(
+    *,
+    query_id: str,
+    hit_ids: list[str],
+    attributes: dict[str, Any],
+    user_query: str,
+    application: str,
+    index: str | None,
+    client_id: Any,
+    query: Any,
+) -> dict[str, Any]:
+    """A ``ubi_queries`` document, as the UBI plugin's mapping holds it."""
     doc: dict[str, Any] = {
         "query_id": query_id,
         "query_response_id": str(uuid.uuid4()),
         "query_response_hit_ids": hit_ids,
         "query_attributes": attributes,
-        "user_query": (ubi or {}).get("user_query") or user_query or "",
-        "application": experiment.application or settings.ubi.application,
+        "user_query": user_query,
+        "application": application,
         "timestamp": now().isoformat(),
         "indexes": index_names(index),
     }
     if isinstance(client_id, str) and client_id:
         doc["client_id"] = client_id
-    query = body.get("query")
     if query is not None:
         with contextlib.suppress(ValueError):  # too deep to write: left out
             doc["query"] = dumps(query).decode()
@@ -285,19 +307,16 @@ def log_reranked_search(
     query_id = _query_id(ubi)
     index = request.match_info.get("index")
     hits = (response.get("hits") or {}).get("hits") or []
-    doc: dict[str, Any] = {
-        "query_id": query_id,
-        "query_response_id": str(uuid.uuid4()),
-        "query_response_hit_ids": [str(h.get("_id")) for h in hits if isinstance(h, dict)],
-        "query_attributes": {"model": model, "rerank": status.split(";")[0], "index": index or ""},
-        "user_query": (ubi or {}).get("user_query") or text or "",
-        "application": settings.ubi.application,
-        "timestamp": now().isoformat(),
-        "indexes": index_names(index),
-    }
-    client_id = (ubi or {}).get("client_id")
-    if isinstance(client_id, str) and client_id:
-        doc["client_id"] = client_id
+    doc = _query_document(
+        query_id=query_id,
+        hit_ids=[str(h.get("_id")) for h in hits if isinstance(h, dict)],
+        attributes={"model": model, "rerank": status.split(";")[0], "index": index or ""},
+        user_query=(ubi or {}).get("user_query") or text or "",
+        application=settings.ubi.application,
+        index=index,
+        client_id=(ubi or {}).get("client_id"),
+        query=body.get("query"),
+    )
     experiments.writer.write(settings.ubi.queries_index, doc)
     return query_id
 
