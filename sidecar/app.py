@@ -3,6 +3,7 @@ together in one cleanup context (dispatcher, cache)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,6 +18,7 @@ from sidecar.experiments.events import ubi_events
 from sidecar.experiments.registry import ExperimentRegistry
 from sidecar.experiments.search_path import EXPERIMENTS, Experiments
 from sidecar.experiments.ubi_writer import UbiWriter
+from sidecar.jobs.api import JOBS, add_job_routes, build_jobs_service
 from sidecar.metrics import SidecarMetrics
 from sidecar.proxy import Upstream, add_passthrough_route
 from sidecar.proxy.routing import exact_routing
@@ -96,6 +98,22 @@ def build_experiments(settings: Settings, metrics: SidecarMetrics) -> Experiment
     return Experiments(registry, writer, redis)
 
 
+CLOSE_TIMEOUT_S = 5.0
+
+
+async def _bounded_close(name: str, close: Any) -> None:
+    """One resource's close, at most CLOSE_TIMEOUT_S: a peer that stopped answering (a stalled
+    cluster, a dead Redis) must not keep the process from exiting, nor the next close from
+    running."""
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT_S):
+            await close()
+    except TimeoutError:
+        log.warning("closing the %s took over %.0f s; left behind", name, CLOSE_TIMEOUT_S)
+    except Exception:
+        log.exception("closing the %s failed", name)
+
+
 def create_app(settings: Settings, dispatcher: Dispatcher | None = None) -> web.Application:
     """The sidecar app. ``dispatcher`` overrides the configured one (tests, embedding)."""
     app = web.Application(client_max_size=settings.server.max_body_bytes)
@@ -131,6 +149,8 @@ def create_app(settings: Settings, dispatcher: Dispatcher | None = None) -> web.
         experiments = build_experiments(settings, metrics)
         app[EXPERIMENTS] = experiments
         add_experiment_routes(app, settings)
+        jobs = build_jobs_service(settings)
+        add_job_routes(app, jobs)
         app.router.add_post("/ubi_events", ubi_events)
         # Last: it catches every other path, and every request the sidecar must not read.
         add_passthrough_route(app, upstream, settings.server.body_idle_timeout_s)
@@ -140,15 +160,20 @@ def create_app(settings: Settings, dispatcher: Dispatcher | None = None) -> web.
         if running is not None:
             await running.registry.start()
         yield
+        closes: list[tuple[str, Any]] = []
         if running is not None:
-            await running.registry.close()
+            closes.append(("experiment registry", running.registry.close))
             if running.writer is not None:
-                await running.writer.close()
+                closes.append(("UBI writer", running.writer.close))
             if running.redis is not None:
-                await running.redis.aclose()
-        await chosen.close()
+                closes.append(("experiments Redis", running.redis.aclose))
+        if JOBS in app:
+            closes.append(("jobs service", app[JOBS].close))
+        closes.append(("dispatcher", chosen.close))
         if upstream is not None:
-            await upstream.close()
+            closes.append(("upstream pools", upstream.close))
+        for name, close in closes:
+            await _bounded_close(name, close)
 
     app.cleanup_ctx.append(lifecycle)
     return app

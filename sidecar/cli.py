@@ -18,6 +18,7 @@ from sidecar.evaluation.cli_options import ConfigOption, settings_or_exit
 from sidecar.evaluation.eval_cli import eval_command
 from sidecar.evaluation.judgments.cli import judgments_app
 from sidecar.experiments.cli import experiments_app
+from sidecar.jobs.cli import jobs_app, jobs_worker
 from sidecar.settings import Settings
 
 app = typer.Typer(
@@ -33,7 +34,9 @@ app.add_typer(testbed_app, name="testbed")
 app.add_typer(models_app, name="models")
 app.add_typer(judgments_app, name="judgments")
 app.add_typer(experiments_app, name="experiments")
+app.add_typer(jobs_app, name="jobs")
 app.command("eval")(eval_command)
+app.command("jobs-worker")(jobs_worker)
 
 console = Console()
 errors = Console(stderr=True)

@@ -305,6 +305,63 @@ class TracingSettings(BaseModel):
     export_timeout_s: float = Field(default=10.0, gt=0)
 
 
+class JobCredential(BaseModel):
+    """Engine credentials a bulk job may search and write with, named in its spec. Only the
+    job runner reads the secret; a job's state in Redis holds the name, never the secret."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_key: SecretStr | None = None
+    """An API key (sent as ``Authorization: ApiKey <key>``)."""
+    basic_auth: SecretStr | None = None
+    """``user:password`` (sent as HTTP basic auth)."""
+    indices: list[str] = Field(min_length=1)
+    """Index patterns this credential may be used for, as a job's source and as its target: a
+    job naming it for anything else is refused (403), so a submitter cannot borrow it beyond
+    what it was configured for. Example: ``["products*", "rerank-results-*"]``."""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> JobCredential:
+        if (self.api_key is None) == (self.basic_auth is None):
+            raise ValueError("a job credential has exactly one of api_key and basic_auth")
+        return self
+
+
+class JobsSettings(BaseModel):
+    """Bulk rescoring jobs (``/_rerank/jobs``) and their runner (``rerank-sidecar jobs-worker``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    credentials: dict[str, JobCredential] = Field(default_factory=dict)
+    """Named engine credentials jobs may use (``credentials`` in a spec). A job naming none
+    searches and writes without credentials (a cluster without security)."""
+    query_roots: list[Path] = Field(default_factory=list)
+    """Directories a spec's ``queries.path`` may name a JSONL file in (on the sidecar's
+    machine). Empty: no file is read by path; upload it with the request instead."""
+    max_queries: int = Field(default=1_000_000, gt=0)
+    """Most queries in one job."""
+    chunk_size: int = Field(default=50, gt=0)
+    """Queries per chunk: the unit a runner takes, acknowledges and runs again after a crash."""
+    default_concurrency: int = Field(default=4, gt=0)
+    """Searches of one job in flight at once, when its spec sets none."""
+    max_concurrency: int = Field(default=64, gt=0)
+    """Largest ``limits.searches`` a spec may ask for: the cluster's protection."""
+    max_pairs_in_flight: int = Field(default=4096, gt=0)
+    """Largest ``limits.pairs`` (documents sent to the scoring workers at once) a spec may ask."""
+    scoring_timeout_s: float = Field(default=120.0, gt=0)
+    """How long one query's window may wait for the scoring workers' bulk queue."""
+    attempts: int = Field(default=3, ge=1)
+    """Tries per query (search and scoring) before it is recorded as failed."""
+    write_timeout_s: float = Field(default=60.0, gt=0)
+    """Longest bulk write of results; a cancel waits at most this long for writes in flight."""
+    visibility_timeout_s: float = Field(default=900.0, gt=0)
+    """A chunk taken by a runner that died is run again after this long (its own Redis keys:
+    the scoring workers' shorter timeout does not apply to chunks)."""
+    redelivery_check_s: float = Field(default=10.0, gt=0)
+    keep_s: int = Field(default=30 * 86400, gt=0)
+    """How long a finished job's state stays in Redis."""
+
+
 class DispatchSettings(BaseModel):
     """How the sidecar gets scores."""
 
@@ -427,6 +484,7 @@ class Settings(BaseSettings):
     """
     ubi: UbiSettings = Field(default_factory=UbiSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
+    jobs: JobsSettings = Field(default_factory=JobsSettings)
 
     @model_validator(mode="after")
     def _experiments_refer_to_known_names(self) -> Settings:

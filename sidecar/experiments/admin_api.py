@@ -9,13 +9,14 @@ API refuses every call.
 
 from __future__ import annotations
 
-import hmac
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
 
+from sidecar.admin_auth import admin_error as _error
+from sidecar.admin_auth import admin_refusal
 from sidecar.experiments.model import Experiment, check_references
 from sidecar.experiments.registry import ExperimentConflict
 from sidecar.experiments.search_path import EXPERIMENTS
@@ -25,35 +26,9 @@ from sidecar.settings import Settings
 ADMIN_SETTINGS = web.AppKey("admin_settings", Settings)
 
 
-def _error(
-    status: int, kind: str, reason: str, headers: dict[str, str] | None = None
-) -> web.Response:
-    body = {"error": {"type": kind, "reason": reason}, "status": status}
-    return web.Response(
-        status=status, body=dumps(body), content_type="application/json", headers=headers
-    )
-
-
 def authorized(request: web.Request) -> web.Response | None:
     """None when the caller holds an admin token; else the refusal."""
-    tokens = request.app[ADMIN_SETTINGS].admin.tokens
-    if not tokens:
-        return _error(403, "security_exception", "the admin API is off: set admin.tokens")
-    header = request.headers.get("Authorization", "")
-    scheme, _, given = header.partition(" ")
-    offered = given.strip().encode()
-    # Every token is compared, in constant time: neither timing nor order says which matched.
-    matched = False
-    for token in tokens:
-        matched |= hmac.compare_digest(offered, token.get_secret_value().encode())
-    if scheme.lower() != "bearer" or not matched:
-        return _error(
-            401,
-            "security_exception",
-            "missing or wrong admin token",
-            headers={"WWW-Authenticate": 'Bearer realm="rerank-sidecar admin"'},
-        )
-    return None
+    return admin_refusal(request, request.app[ADMIN_SETTINGS].admin.tokens)
 
 
 def _describe(experiment: Experiment, source: str) -> dict[str, Any]:

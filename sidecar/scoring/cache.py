@@ -107,11 +107,17 @@ class CachedDispatcher:
     """Looks every pair up in the cache; only the missing ones go to the wrapped dispatcher."""
 
     def __init__(
-        self, inner: Any, cache: ScoreCache, revisions: dict[str, str | None] | None = None
+        self,
+        inner: Any,
+        cache: ScoreCache,
+        revisions: dict[str, str | None] | None = None,
+        write: bool = True,
     ) -> None:
         self._inner = inner
         self._cache = cache
         self._revisions = revisions or {}
+        self._write = write
+        """Store fresh scores (off: a bulk job that reads the cache but must not fill it)."""
         self.lookups = dict.fromkeys(LOOKUP_RESULTS, 0)
         """Pairs looked up so far, by result (exported as rerank_sidecar_cache_lookups)."""
 
@@ -145,8 +151,9 @@ class CachedDispatcher:
                     fresh[keys[index]] = value
             errors = [DocumentError(index=missing[e.index], error=e.error) for e in result.errors]
             tokens = result.tokens
-            with contextlib.suppress(aioredis.RedisError, OSError):
-                await self._cache.put_many(fresh)
+            if self._write:
+                with contextlib.suppress(aioredis.RedisError, OSError):
+                    await self._cache.put_many(fresh)
         return ScoringResult(
             scores=scores,
             errors=errors,

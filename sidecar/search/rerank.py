@@ -20,9 +20,10 @@ from sidecar.search.documents import build_document
 from sidecar.search.merge import Page, merge
 from sidecar.search.plan import RerankPlan
 from sidecar.search.source import SOURCE_PARAMS, SourceView, client_view, fetch_source, restore_view
-from workers.contract import ScoringJob
+from workers.contract import Priority, ScoringJob
 
 PAGE_PARAMS = ("from", "size")
+NOTHING_SCORED = "no document could be scored"
 ANSWER_PARAMS = ("filter_path",)  # applied by the sidecar to the reranked answer
 
 
@@ -127,9 +128,13 @@ def prepare(
 
 
 class SearchReranker:
-    def __init__(self, dispatcher: Dispatcher, hit_fields: bool = True) -> None:
+    def __init__(
+        self, dispatcher: Dispatcher, hit_fields: bool = True, priority: Priority = "interactive"
+    ) -> None:
         self._dispatcher = dispatcher
         self._hit_fields = hit_fields
+        self._priority: Priority = priority
+        """The workers' queue: ``bulk`` for jobs, so searches go ahead of them."""
 
     async def _scores(
         self, plan: RerankPlan, window: list[dict[str, Any]]
@@ -150,6 +155,7 @@ class SearchReranker:
                 documents=present,
                 deadline=time.time() + plan.timeout_ms / 1000,
                 max_doc_tokens=plan.max_doc_tokens,
+                priority=self._priority,
             )
             result = await self._dispatcher.score(job)
             for document, score in zip(present, result.scores, strict=True):
@@ -157,7 +163,7 @@ class SearchReranker:
             failed += len(result.errors)
             if all(score is None for score in result.scores):
                 # Nothing scored (a broken query image, say): as good as a failed job.
-                raise DispatchError(f"no document could be scored: {result.errors[0].error}")
+                raise DispatchError(f"{NOTHING_SCORED}: {result.errors[0].error}")
         return scores, failed
 
     async def apply(self, search: PreparedSearch, response: dict[str, Any]) -> Outcome:

@@ -32,6 +32,9 @@ def serve_in_thread(
         **(app.get(RUNNER_OPTIONS) or runner_options(ServerSettings())),
         access_log=access_log,
         access_log_class=JsonAccessLogger,
+        # Within the 30 s the cleanup below waits: a handler still running when the test ends
+        # (a client that kept a request open) is cancelled instead of holding the teardown.
+        shutdown_timeout=10.0,
     )
     loop.run_until_complete(runner.setup())
     loop.run_until_complete(web.TCPSite(runner, host, 0).start())
