@@ -16,6 +16,7 @@ import httpx
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -56,7 +57,7 @@ class Client:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            errors.print(f"[red]cannot reach the sidecar:[/red] {exc}")
+            errors.print(f"[red]cannot reach the sidecar:[/red] {escape(str(exc))}")
             raise typer.Exit(4) from None
         try:
             body = response.json()
@@ -65,7 +66,7 @@ class Client:
         if response.status_code >= 400:
             error = body.get("error") if isinstance(body, dict) else None
             reason = error.get("reason") if isinstance(error, dict) else body
-            errors.print(f"[red]refused ({response.status_code}):[/red] {reason}")
+            errors.print(f"[red]refused ({response.status_code}):[/red] {escape(str(reason))}")
             raise typer.Exit(2)
         return body  # type: ignore[no-any-return]
 
@@ -80,7 +81,7 @@ def read_spec(path: Path) -> dict[str, Any]:
         text = path.read_text()
         data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
     except (OSError, ValueError, yaml.YAMLError) as exc:
-        errors.print(f"[red]cannot read the spec {path}:[/red] {exc}")
+        errors.print(f"[red]cannot read the spec {path}:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
     if not isinstance(data, dict):
         errors.print(f"[red]the spec {path} is not an object[/red]")
@@ -100,9 +101,9 @@ def summary(job: dict[str, Any]) -> Table:
         ("pairs/s", _rate(progress["pairs_per_s"])),
     ]
     if job.get("reason"):
-        rows.append(("reason", job["reason"]))
+        rows.append(("reason", escape(job["reason"])))
     for error in job.get("errors", [])[:5]:
-        rows.append((f"error {error['query_id']}", error["reason"]))
+        rows.append((escape(f"error {error['query_id']}"), escape(error["reason"])))
     for name, value in rows:
         table.add_row(name, value)
     return table
@@ -164,7 +165,7 @@ def submit(
         try:
             lines = queries.read_bytes()
         except OSError as exc:
-            errors.print(f"[red]cannot read {queries}:[/red] {exc}")
+            errors.print(f"[red]cannot read {queries}:[/red] {escape(str(exc))}")
             raise typer.Exit(2) from None
         payload = json.dumps(body).encode() + b"\n" + lines
         job = client.call("POST", "/_rerank/jobs", content=payload,

@@ -19,80 +19,23 @@ from sidecar.settings import Settings
 from sidecar.testbed.app_thread import serve_in_thread
 from sidecar.testbed.job_runner import RunningJobRunner, start_job_runner
 from tests.conftest import EngineHandle, ScoringWorkerHandle
-from tests.waiting import wait_for
-
-SOURCE = "jobs-products"
-TOKEN = "jobs-admin-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-WINDOW = 5
-COLORS = ["red", "blue", "green", "black", "white", "grey", "yellow", "pink", "brown", "navy"]
-ITEMS = [
-    "shoes",
-    "jacket",
-    "scarf",
-    "socks",
-    "boots",
-    "cap",
-    "gloves",
-    "shorts",
-    "shirt",
-    "bag",
-    "hat",
-    "belt",
-    "coat",
-    "dress",
-    "skirt",
-    "sweater",
-    "jeans",
-    "tie",
-    "vest",
-    "sandals",
-]
-
-
-def products() -> list[dict[str, Any]]:
-    out = []
-    for i in range(80):
-        color, item = COLORS[i % len(COLORS)], ITEMS[(i * 7) % len(ITEMS)]
-        other = COLORS[(i * 3 + 1) % len(COLORS)]
-        out.append({"title": f"{color} {item} with {other} trim", "sku": f"p{i}"})
-    return out
-
-
-def queries() -> list[dict[str, str]]:
-    return [{"id": f"q{c}-{i}", "text": f"{c} {i}"} for c in COLORS for i in ITEMS]  # 200
-
-
-def config(engine_url: str, broker: str, registry: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "models": {name: spec.model_dump(mode="json") for name, spec in registry.items()},
-        "upstream": {"urls": [engine_url]},
-        "celery": {"broker_url": broker},
-        "admin": {"tokens": [TOKEN]},
-        "rerank": {
-            "profiles": {
-                "titles": {"model": "tiny-text", "window": WINDOW, "fields": {"text": ["title"]}}
-            },
-            "timeout_ms": 60_000,
-            "max_timeout_ms": 60_000,
-        },
-        "jobs": {"chunk_size": 25, "default_concurrency": 4},
-    }
+from tests.jobs.bed import (
+    AUTH,
+    SOURCE,
+    WINDOW,
+    config,
+    load_source,
+    queries,
+    result_docs,
+    submit,
+    wait_done,
+)
 
 
 @pytest.fixture(scope="module", params=["opensearch", "elasticsearch"])
 def engine(request: pytest.FixtureRequest) -> EngineHandle:
     handle: EngineHandle = request.getfixturevalue(request.param)
-    client = handle.client
-    client.indices.delete(index=SOURCE, ignore_unavailable=True)
-    client.indices.create(
-        index=SOURCE, body={"settings": {"number_of_shards": 1, "number_of_replicas": 0}}
-    )
-    lines = "".join(
-        json.dumps({"index": {"_index": SOURCE, "_id": str(i)}}) + "\n" + json.dumps(doc) + "\n"
-        for i, doc in enumerate(products())
-    )
-    client.bulk(body=lines, refresh=True)
+    load_source(handle)
     return handle
 
 
@@ -116,30 +59,6 @@ def runner(jobs_config: dict[str, Any]) -> Iterator[RunningJobRunner]:
         yield running
     finally:
         running.stop()
-
-
-def submit(url: str, spec: dict[str, Any], **kwargs: Any) -> httpx.Response:
-    return httpx.post(f"{url}/_rerank/jobs", json=spec, headers=AUTH, timeout=60, **kwargs)
-
-
-def job(url: str, job_id: str) -> dict[str, Any]:
-    response = httpx.get(f"{url}/_rerank/jobs/{job_id}", headers=AUTH, timeout=10)
-    assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
-
-
-def wait_done(url: str, job_id: str, timeout_s: float = 600) -> dict[str, Any]:
-    wait_for(lambda: job(url, job_id)["state"] in ("done", "failed", "cancelled"), timeout_s,
-             f"job {job_id} to end")  # fmt: skip
-    return job(url, job_id)
-
-
-def result_docs(engine: EngineHandle, index: str, job_id: str) -> list[dict[str, Any]]:
-    engine.client.indices.refresh(index=index)
-    answer = engine.client.search(
-        index=index, body={"query": {"term": {"job_id": job_id}}, "size": 5000}
-    )
-    return [{"_id": h["_id"], **h["_source"]} for h in answer["hits"]["hits"]]
 
 
 def test_a_200_query_job_writes_the_proxys_order_with_load_scorers_scores(
