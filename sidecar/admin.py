@@ -25,6 +25,8 @@ from sidecar.settings import Settings
 METRICS = web.AppKey("metrics", SidecarMetrics)
 READINESS_REDIS = web.AppKey("readiness_redis", aioredis.Redis)
 QUEUE_DEPTH = web.AppKey("queue_depth", QueueDepth)
+Refresh = Callable[[], Awaitable[object]]
+SCRAPE_REFRESHERS = web.AppKey("scrape_refreshers", list[Refresh])
 CHECK_TIMEOUT_S = 2.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -32,6 +34,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def add_admin_routes(app: web.Application, settings: Settings, metrics: SidecarMetrics) -> None:
     app[METRICS] = metrics
+    app[SCRAPE_REFRESHERS] = []
     if settings.dispatch.backend == "celery" or settings.dispatch.cache_enabled:
         url = settings.celery.result_backend or settings.celery.broker_url
         app[READINESS_REDIS] = aioredis.Redis.from_url(
@@ -130,9 +133,16 @@ def _cache_lookups(app: web.Application) -> dict[str, int] | None:
     return dispatcher.lookups if isinstance(dispatcher, CachedDispatcher) else None
 
 
+def add_scrape_refresher(app: web.Application, refresh: Refresh) -> None:
+    """``refresh`` is awaited before each exposition (bounded by its own timeout)."""
+    app[SCRAPE_REFRESHERS].append(refresh)
+
+
 async def metrics_endpoint(request: web.Request) -> web.Response:
     if QUEUE_DEPTH in request.app:
         await request.app[QUEUE_DEPTH].refresh()  # bounded by its own timeout
+    for refresh in request.app[SCRAPE_REFRESHERS]:
+        await refresh()
     return web.Response(
         body=request.app[METRICS].exposition(),
         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},

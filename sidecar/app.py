@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sidecar.admin import add_admin_routes
+from sidecar.admin import add_admin_routes, add_scrape_refresher
 from sidecar.api.openapi import openapi_json
 from sidecar.api.rerank import RerankService, add_rerank_routes
 from sidecar.experiments.admin_api import add_experiment_routes
@@ -19,6 +19,7 @@ from sidecar.experiments.registry import ExperimentRegistry
 from sidecar.experiments.search_path import EXPERIMENTS, Experiments
 from sidecar.experiments.ubi_writer import UbiWriter
 from sidecar.jobs.api import JOBS, add_job_routes, build_jobs_service
+from sidecar.jobs.metrics import JobMetrics
 from sidecar.metrics import SidecarMetrics
 from sidecar.proxy import Upstream, add_passthrough_route
 from sidecar.proxy.routing import exact_routing
@@ -151,6 +152,7 @@ def create_app(settings: Settings, dispatcher: Dispatcher | None = None) -> web.
         add_experiment_routes(app, settings)
         jobs = build_jobs_service(settings)
         add_job_routes(app, jobs)
+        add_scrape_refresher(app, JobMetrics(jobs.store, metrics.registry).refresh)
         app.router.add_post("/ubi_events", ubi_events)
         # Last: it catches every other path, and every request the sidecar must not read.
         add_passthrough_route(app, upstream, settings.server.body_idle_timeout_s)

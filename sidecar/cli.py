@@ -340,15 +340,19 @@ def demo(
     device: Annotated[str, typer.Option(help="Device of --model: auto, cpu, cuda.")] = "auto",
     config: ConfigOption = None,
 ) -> None:
-    """The whole product on this machine: OpenSearch, Redis, a scoring worker and the sidecar;
-    a sample multimodal catalog; baseline and reranked orders side by side. The servers keep
+    """The whole product on this machine: OpenSearch, Redis, a scoring worker, a job runner and
+    the sidecar; a sample multimodal catalog; baseline and reranked orders side by side; an eval
+    run and a bulk rescoring job. The servers keep
     running afterwards; `rerank-sidecar testbed down` stops them."""
     try:
         from sidecar.demo.stack import (
             QUERIES,
+            RESULTS_INDEX,
             compare,
+            config_path,
             load_catalog,
             run_eval,
+            run_job,
             start_stack,
             store_judgments,
             tiny_model,
@@ -369,7 +373,9 @@ def demo(
         with console.status("building the tiny model (first run only)..."):
             path = model or str(tiny_model(settings))
         spec = ModelSpec(path=path, kind=kind, device=device if model else "cpu")  # type: ignore[arg-type]
-        with console.status("starting OpenSearch, Redis, a worker and the sidecar..."):
+        with console.status(
+            "starting OpenSearch, Redis, a worker, a job runner and the sidecar..."
+        ):
             url = start_stack(
                 settings, spec, lambda s: console.print(f"[green]up[/green] {s.name}  {s.url}")
             )
@@ -393,6 +399,11 @@ def demo(
             "order against the engine's (rerank-sidecar eval):"
         )
         report = run_eval(url, settings)
+        console.print(
+            f"\na bulk job (rerank-sidecar jobs submit --wait): the sample queries rescored "
+            f"into {RESULTS_INDEX}, their scores into the cache:"
+        )
+        job = run_job(url, settings)
     except (TestbedError, OSError, RuntimeError) as exc:
         errors.print(f"[red]demo failed:[/red] {exc}")
         down(settings)
@@ -407,6 +418,10 @@ def demo(
     console.print(
         f"  curl -s '{url}/demo-catalog/_search' -H 'Content-Type: application/json' "
         """-d '{"query": {"match": {"title": "red shoes"}}}' -i"""
+    )
+    console.print(
+        f"Run the job again, or your own: [bold]rerank-sidecar jobs submit {job} --wait "
+        f"--url {url} --config {config_path(settings)}[/bold] (then jobs list, status, cancel)."
     )
     console.print("Stop everything with [bold]make down[/bold] (rerank-sidecar testbed down).")
 

@@ -306,8 +306,12 @@ class TracingSettings(BaseModel):
 
 
 class JobCredential(BaseModel):
-    """Engine credentials a bulk job may search and write with, named in its spec. Only the
-    job runner reads the secret; a job's state in Redis holds the name, never the secret."""
+    """Engine credentials a bulk job may search and write with, named in its spec. The job
+    runner and the sidecar's jobs API read the secret; a job's state in Redis holds the name,
+    never the secret. The scope (``indices``) usually lives in the shared settings file and the
+    secret in the environment of those two parts only (e.g.
+    ``RERANK_JOBS__CREDENTIALS__READER__API_KEY``): a part without the secret (a GPU worker)
+    loads the settings and never uses the credential."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -322,9 +326,13 @@ class JobCredential(BaseModel):
 
     @model_validator(mode="after")
     def _one_kind(self) -> JobCredential:
-        if (self.api_key is None) == (self.basic_auth is None):
-            raise ValueError("a job credential has exactly one of api_key and basic_auth")
+        if self.api_key is not None and self.basic_auth is not None:
+            raise ValueError("a job credential has one of api_key and basic_auth, not both")
         return self
+
+    @property
+    def has_secret(self) -> bool:
+        return self.api_key is not None or self.basic_auth is not None
 
 
 class JobsSettings(BaseModel):

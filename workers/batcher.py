@@ -4,6 +4,8 @@ Each pair of a job is prepared (tokenized, media decoded) on a small thread pool
 the next pairs overlaps the forward pass of the current batch. Prepared pairs join one queue per
 model; the model thread takes the oldest pending pairs (a window), sorts them by length and runs
 the length-group that holds the oldest pair, within a padded-token budget (longest × count).
+While pairs of interactive jobs wait, the window holds only those: a bulk job's pairs (a
+rescoring job's) never make a search's batch longer, they run when no search waits.
 Pairs whose deadline has passed or whose caller gave up are dropped before they cost anything.
 A batch that fails is retried pair by pair, so an error always belongs to one pair.
 
@@ -22,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from workers.contract import Priority
 from workers.media import MediaError, MediaJob, MediaLimits
 from workers.scoring.base import (
     PairError,
@@ -62,6 +65,7 @@ class _Item:
     deadline: float
     future: concurrent.futures.Future[float] = field(default_factory=concurrent.futures.Future)
     trace_context: Any = None  # the job's (its task span's), for the batch's span
+    bulk: bool = False
 
 
 class Batcher:
@@ -104,8 +108,11 @@ class Batcher:
         instruction: str | None,
         deadline: float,
         max_doc_tokens: int | None = None,
+        priority: Priority = "interactive",
     ) -> ScoreOutcome:
-        """Score one job; blocks the calling thread until every pair is scored or failed."""
+        """Score one job; blocks the calling thread until every pair is scored or failed.
+        Pairs of ``interactive`` jobs go into batches before any ``bulk`` pair waiting."""
+        bulk = priority == "bulk"
         scores: list[float | None] = [None] * len(documents)
         errors: dict[int, str] = {}
         job = MediaJob.for_limits(self._media_limits, deadline)
@@ -130,7 +137,7 @@ class Batcher:
                 resolved = self.model.resolve(document)
                 prepared = self.model.prepare(resolved_query, resolved, instruction)
             lengths[index] = prepared.length
-            return self._submit(prepared, deadline, trace_context)
+            return self._submit(prepared, deadline, trace_context, bulk)
 
         submitted: list[concurrent.futures.Future[concurrent.futures.Future[float]]]
         prepare_many = getattr(self.model, "prepare_many", None)
@@ -149,7 +156,7 @@ class Batcher:
                     outer.set_exception(prepared)
                 else:
                     lengths[index] = prepared.length
-                    outer.set_result(self._submit(prepared, deadline, trace_context))
+                    outer.set_result(self._submit(prepared, deadline, trace_context, bulk))
                 submitted.append(outer)
         else:
             submitted = [
@@ -184,9 +191,9 @@ class Batcher:
         self._prepare_pool.shutdown(wait=False, cancel_futures=True)
 
     def _submit(
-        self, prepared: Prepared, deadline: float, trace_context: Any
+        self, prepared: Prepared, deadline: float, trace_context: Any, bulk: bool = False
     ) -> concurrent.futures.Future[float]:
-        item = _Item(prepared, deadline, trace_context=trace_context)
+        item = _Item(prepared, deadline, trace_context=trace_context, bulk=bulk)
         with self._wakeup:
             if self._closed:
                 raise RuntimeError("the batcher is closed")
@@ -214,11 +221,16 @@ class Batcher:
             self._pending = live
             if not live:
                 return []
-            window = [live[i] for i in range(min(self.window, len(live)))]
+            # Interactive pairs alone while any wait: a bulk job's pairs would make the batch
+            # (and so the search waiting on it) longer; bulk pairs fill batches only when no
+            # interactive pair waits.
+            urgent = [item for item in live if not item.bulk]
+            candidates = urgent or live
+            window = [candidates[i] for i in range(min(self.window, len(candidates)))]
             plan = plan_batches(
                 [i.prepared.length for i in window], self.token_budget, self.max_batch
             )
-            # The group holding the oldest pair goes first, so long pairs cannot starve.
+            # The group holding the oldest candidate goes first, so long pairs cannot starve.
             chosen = next(group for group in plan if 0 in group)
             batch = [window[i] for i in chosen]
             for item in batch:

@@ -163,6 +163,7 @@ def score_job(job: ScoringJob, task_id: str | None = None) -> ScoringResult:
         job.instruction,
         deadline,
         job.max_doc_tokens,
+        priority=job.priority,
     )
     if task_id is not None and runtime.redis is not None:
         forget_deliveries(runtime.redis, task_id)

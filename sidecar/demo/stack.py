@@ -4,12 +4,15 @@ OpenSearch (test-bed distribution) + Redis + a Celery worker serving one model (
 random-weight Qwen3-VL reranker unless a real hub id or path is given) + the sidecar, each its
 own process recorded in the test bed's state, so ``rerank-sidecar testbed down`` (``make down``)
 stops them all. The sample catalog is indexed through the sidecar, then each sample query runs
-twice through it: with ``X-Rerank: off`` (the engine's order) and reranked.
+twice through it: with ``X-Rerank: off`` (the engine's order) and reranked. A job runner
+(``rerank-sidecar jobs-worker``) runs the demo's bulk job: the sample queries rescored into an
+index and the score cache warmed.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import sys
 import time
@@ -24,6 +27,7 @@ from sidecar.demo.catalog import build_catalog
 from sidecar.settings import Settings, WorkerSettings
 from sidecar.testbed import Service, ServiceStartError, start_worker, up
 from sidecar.testbed.bed import load_state, save_state
+from sidecar.testbed.job_runner import start_job_runner
 from sidecar.testbed.ports import free_port
 from sidecar.testbed.process import ManagedProcess
 from workers.contract import ModelSpec
@@ -33,6 +37,8 @@ MODEL = "demo"
 PROFILE = "catalog"
 SEARCH_FIELDS = ["title^2", "description", "tags"]
 QUERIES = ["red running shoes", "warm clothes for winter", "something to drink from on a run"]
+JOB_QUERIES = [*QUERIES, "blue jacket", "trail shoes", "a bag for the gym", "gloves", "rain gear"]
+RESULTS_INDEX = "demo-rerank-results"
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,12 @@ def tiny_model(settings: Settings) -> Path:
 
 
 def _sidecar_config(
-    settings: Settings, engine_url: str, redis_url: str, spec: ModelSpec, model: str = MODEL
+    settings: Settings,
+    engine_url: str,
+    redis_url: str,
+    spec: ModelSpec,
+    model: str = MODEL,
+    admin_token: str | None = None,
 ) -> dict[str, Any]:
     fields: dict[str, list[str]] = {"text": ["title", "description"]}
     if spec.kind == "qwen3-vl":
@@ -70,6 +81,8 @@ def _sidecar_config(
         "celery": {"broker_url": redis_url},
         "models": {model: spec.model_dump(mode="json", exclude_none=True)},
         "api": {"default_model": model},
+        # The jobs API's token; `rerank-sidecar jobs ... --config sidecar.yaml` reads it here.
+        "admin": {"tokens": [admin_token or secrets.token_urlsafe(24)]},
         "rerank": {
             "profiles": {PROFILE: {"model": model, "window": 16, "fields": fields}},
             "rules": [{"index": "demo-*", "profile": PROFILE}],
@@ -80,9 +93,28 @@ def _sidecar_config(
     }
 
 
+def config_path(settings: Settings) -> Path:
+    """The demo sidecar's settings (the admin token included): what ``--config`` takes."""
+    return demo_dir(settings) / "sidecar.yaml"
+
+
+def job_spec() -> dict[str, Any]:
+    """The demo's bulk job: the sample queries against the catalog, each search as the demo's
+    searches are, its results into an index and its scores into the cache."""
+    return {
+        "name": "demo catalog",
+        "index": INDEX,
+        "queries": {"inline": [{"id": f"q{i}", "text": q} for i, q in enumerate(JOB_QUERIES)]},
+        "search": {"query": {"multi_match": {"query": "{{query}}", "fields": SEARCH_FIELDS}}},
+        "rerank": {"profile": PROFILE},
+        "output": {"index": RESULTS_INDEX, "warm_cache": True},
+    }
+
+
 def _start_sidecar(config: dict[str, Any], directory: Path, timeout_s: float = 60) -> Service:
     config_path = directory / "sidecar.yaml"
     config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    config_path.chmod(0o600)  # it holds the admin token
     process = ManagedProcess.spawn(
         "sidecar",
         [sys.executable, "-m", "sidecar", "serve", "--config", str(config_path)],
@@ -110,7 +142,7 @@ def _record(settings: Settings, service: Service) -> None:
 
 
 def start_stack(settings: Settings, spec: ModelSpec, on_started: Any) -> str:
-    """Start engine, Redis, worker and sidecar; return the sidecar's URL."""
+    """Start engine, Redis, worker, job runner and sidecar; return the sidecar's URL."""
     directory = demo_dir(settings)
     directory.mkdir(parents=True, exist_ok=True)
     images = directory / "images"
@@ -129,7 +161,12 @@ def start_stack(settings: Settings, spec: ModelSpec, on_started: Any) -> str:
     worker_service = Service("celery-worker", worker.broker_url, worker.process, worker.hostname)
     _record(settings, worker_service)
     on_started(worker_service)
-    sidecar = _start_sidecar(_sidecar_config(settings, engine.url, redis.url, spec), directory)
+    config = _sidecar_config(settings, engine.url, redis.url, spec)
+    runner = start_job_runner(config)
+    runner_service = Service("job-runner", redis.url, runner.process, runner.hostname)
+    _record(settings, runner_service)
+    on_started(runner_service)
+    sidecar = _start_sidecar(config, directory)
     _record(settings, sidecar)
     on_started(sidecar)
     return sidecar.url
@@ -192,6 +229,19 @@ def store_judgments(url: str) -> int:
 
     with Cluster(url) as cluster:
         return write_judgments(cluster, demo_judgments(INDEX))
+
+
+def run_job(url: str, settings: Settings) -> Path:
+    """The demo's bulk job through ``rerank-sidecar jobs submit --wait`` (its progress bar and
+    summary shown as the command prints them); returns the spec file, for running it again."""
+    spec = demo_dir(settings) / "job.json"
+    spec.write_text(json.dumps(job_spec(), indent=2), encoding="utf-8")
+    command = [sys.executable, "-m", "sidecar", "jobs", "submit", str(spec), "--wait"]
+    command += ["--url", url, "--config", str(config_path(settings))]
+    result = subprocess.run(command, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"rerank-sidecar jobs submit exited with {result.returncode}")
+    return spec
 
 
 def run_eval(url: str, settings: Settings) -> Path:

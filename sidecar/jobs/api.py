@@ -175,6 +175,10 @@ def _check_credential(settings: Settings, spec: JobSpec) -> None:
     if credential is None:
         known = ", ".join(sorted(settings.jobs.credentials)) or "none"
         raise JobError("credentials", f"no credential named {name!r} (known: {known})")
+    if not credential.has_secret:
+        env = f"RERANK_JOBS__CREDENTIALS__{name.upper()}__API_KEY"
+        raise JobError("credentials", f"the credential {name!r} has no api_key or basic_auth "
+                       f"in this sidecar's settings (e.g. {env})")  # fmt: skip
     names = [part.strip() for part in spec.index.split(",") if part.strip()]
     if spec.output.index is not None:
         names.append(spec.output.index)

@@ -25,7 +25,8 @@ def auth_headers(credential: JobCredential | None) -> dict[str, str]:
         return {}
     if credential.api_key is not None:
         return {"Authorization": f"ApiKey {credential.api_key.get_secret_value()}"}
-    assert credential.basic_auth is not None
+    if credential.basic_auth is None:
+        raise ValueError("the credential has no secret")
     token = base64.b64encode(credential.basic_auth.get_secret_value().encode()).decode()
     return {"Authorization": f"Basic {token}"}
 

@@ -98,8 +98,11 @@ class RunnerContext:
                 retries=u.retries,
             )
             named = self.settings.jobs.credentials.get(credential) if credential else None
-            if credential is not None and named is None:
-                raise JobFatal(f"the credential {credential!r} is not in jobs.credentials")
+            if credential is not None and (named is None or not named.has_secret):
+                raise JobFatal(
+                    f"the credential {credential!r} is not in this runner's jobs.credentials "
+                    "(with its api_key or basic_auth)"
+                )
             engine = JobEngine(u.urls, options, named)
             self.engines[credential] = engine
         return engine

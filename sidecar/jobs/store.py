@@ -123,6 +123,22 @@ class JobView:
     errors: list[dict[str, Any]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class JobSummary:
+    """A job's numbers, without its spec (what the metrics read every scrape)."""
+
+    id: str
+    name: str
+    state: str
+    queries: int
+    done: int
+    failed: int
+    pairs: int
+
+
+SUMMARY_FIELDS = ("name", "state", "queries", "done", "failed", "pairs")
+
+
 def new_job_id() -> str:
     return uuid.uuid4().hex[:16]
 
@@ -159,6 +175,7 @@ class JobStore:
                 job_key(job_id),
                 mapping={
                     "spec": spec.model_dump_json(exclude_none=True),
+                    "name": spec.name or "",
                     "state": "queued",
                     "queries": len(queries),
                     "chunk_size": chunk_size,
@@ -205,6 +222,22 @@ class JobStore:
             pipe.zcard(JOBS_KEY)
             ids, total = await pipe.execute()
         return [i.decode() for i in ids], int(total)
+
+    async def summaries(self, newest: int) -> list[JobSummary]:
+        """The numbers of the ``newest`` jobs, in two round trips (expired ones left out)."""
+        ids, _ = await self.list_ids(0, newest)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hmget(job_key(job_id), SUMMARY_FIELDS)
+            rows = await pipe.execute()
+        out = []
+        for job_id, values in zip(ids, rows, strict=True):
+            if values[1] is None:
+                continue
+            name, state, *numbers = (v.decode() if v is not None else "" for v in values)
+            queries, done, failed, pairs = (int(n or 0) for n in numbers)
+            out.append(JobSummary(job_id, name, state, queries, done, failed, pairs))
+        return out
 
     async def forget(self, job_id: str) -> None:
         await self.redis.zrem(JOBS_KEY, job_id)

@@ -27,19 +27,17 @@ PROFILES = {
     "cpu": ["cpu"],
     "elasticsearch": ["elasticsearch"],
     "edge": ["edge"],
-    "jobs": ["jobs"],
-    "all": ["cpu", "elasticsearch", "edge", "jobs"],
+    "all": ["cpu", "elasticsearch", "edge"],
 }
 SERVICES = {
-    "default": {"opensearch", "redis", "worker", "sidecar"},
-    "cpu": {"opensearch", "redis", "worker", "sidecar", "tiny-model", "worker-cpu"},
-    "elasticsearch": {"opensearch", "redis", "worker", "sidecar", "elasticsearch",
+    "default": {"opensearch", "redis", "worker", "sidecar", "jobs-runner"},
+    "cpu": {"opensearch", "redis", "worker", "sidecar", "jobs-runner", "tiny-model", "worker-cpu"},
+    "elasticsearch": {"opensearch", "redis", "worker", "sidecar", "jobs-runner", "elasticsearch",
                       "sidecar-elasticsearch"},
-    "edge": {"opensearch", "redis", "worker", "sidecar", "edge"},
-    "jobs": {"opensearch", "redis", "worker", "sidecar", "jobs-runner"},
+    "edge": {"opensearch", "redis", "worker", "sidecar", "jobs-runner", "edge"},
 }  # fmt: skip
 ONE_SHOT = {"tiny-model"}
-NO_ENDPOINT = {"jobs-runner"}  # rerank-sidecar jobs-worker serves no HTTP yet
+NO_ENDPOINT = {"jobs-runner"}  # rerank-sidecar jobs-worker is a Celery worker: no HTTP
 
 
 def clean_env(**extra: str) -> dict[str, str]:

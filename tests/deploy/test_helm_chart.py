@@ -201,6 +201,22 @@ def test_every_part_loads_its_settings(
     assert {"sidecar", "worker"} <= parts
 
 
+def test_job_credentials_reach_the_job_runner_and_the_sidecar_only(
+    two_models: list[dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = {}
+    for _, container in containers(two_models):
+        settings = part_settings(two_models, container, tmp_path, monkeypatch)
+        credentials = settings.jobs.credentials
+        key = credentials["reader"].api_key if "reader" in credentials else None
+        seen[container["name"]] = key.get_secret_value() if key is not None else None
+        if container["name"] == "sidecar":
+            assert [t.get_secret_value() for t in settings.admin.tokens] == ["admin-one"]
+            assert credentials["reader"].indices == ["products*", "rescored-*"]
+    assert seen.pop("sidecar") == seen.pop("job-runner") == "c2VjcmV0"
+    assert set(seen.values()) == {None}  # the GPU workers: no credential, no key
+
+
 def test_secrets_stay_out_of_the_configmap(two_models: list[dict[str, Any]]) -> None:
     (configmap,) = of_kind(two_models, "ConfigMap")
     text = configmap["data"]["sidecar.yaml"]

@@ -218,3 +218,19 @@ def test_the_store_counts_a_query_once_and_never_writes_for_a_stopped_job(redis_
             await client.aclose()
 
     asyncio.run(scenario())
+
+
+def test_auth_headers_carry_the_credentials_secret_which_its_repr_hides() -> None:
+    from sidecar.jobs.engine import auth_headers
+    from sidecar.settings import JobCredential
+
+    assert auth_headers(None) == {}
+    key = JobCredential.model_validate({"api_key": "abc", "indices": ["x*"]})
+    assert auth_headers(key) == {"Authorization": "ApiKey abc"}
+    basic = JobCredential.model_validate({"basic_auth": "u:p", "indices": ["x*"]})
+    assert auth_headers(basic) == {"Authorization": "Basic dTpw"}
+    assert "abc" not in repr(key) and "u:p" not in repr(basic)
+    keyless = JobCredential.model_validate({"indices": ["x*"]})  # the secret lives elsewhere
+    assert not keyless.has_secret
+    with pytest.raises(ValidationError, match="not both"):
+        JobCredential.model_validate({"api_key": "a", "basic_auth": "u:p", "indices": ["x"]})

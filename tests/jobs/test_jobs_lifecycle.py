@@ -46,6 +46,7 @@ from tests.waiting import wait_for
 SECRET = "s3cret-jobs-password-7f3a"
 CREDENTIALS = {
     "reader": {"basic_auth": f"jobs-reader:{SECRET}", "indices": ["jobs-*"]},
+    "keyless": {"indices": ["jobs-*"]},  # its secret was never given to this sidecar
 }
 
 
@@ -235,6 +236,9 @@ def test_a_credentials_scope_is_enforced_and_its_secret_reaches_no_redis_index_o
     assert refused.status_code == 403, refused.text
     assert "[credentials]" in refused.json()["error"]["reason"]
     assert not opensearch.client.indices.exists(index="other-results")
+    keyless = submit(sidecar, {**outside, "output": {"warm_cache": True}, "credentials": "keyless"})
+    assert keyless.status_code == 400, keyless.text
+    assert "[credentials]" in keyless.text and "no api_key or basic_auth" in keyless.text
 
     target = "jobs-credential-results"
     opensearch.client.indices.delete(index=target, ignore_unavailable=True)
@@ -266,3 +270,44 @@ def test_a_credentials_scope_is_enforced_and_its_secret_reaches_no_redis_index_o
     assert SECRET not in stored and "jobs-reader" not in stored
     assert SECRET not in runner.process.log_path.read_text(errors="replace")
     assert SECRET not in caplog.text
+
+
+def test_a_ubi_query_set_is_the_most_frequent_user_queries_in_the_time_range(
+    opensearch: EngineHandle, sidecar: str, runner: RunningJobRunner
+) -> None:
+    from sidecar.experiments.ubi_schema import queries_mapping
+
+    index = "jobs-ubi-queries"
+    client = opensearch.client
+    client.indices.delete(index=index, ignore_unavailable=True)
+    client.indices.create(index=index, body={"mappings": queries_mapping("opensearch")})
+    logged = {"red shoes": 5, "blue jacket": 3, "green scarf": 2, "black boots": 1}
+    lines = []
+    for text, times in logged.items():
+        for n in range(times):
+            lines.append(json.dumps({"index": {"_index": index}}))
+            lines.append(json.dumps({"user_query": text, "query_id": f"{text}-{n}",
+                                     "timestamp": "2026-12-01T10:00:00Z"}))  # fmt: skip
+    lines.append(json.dumps({"index": {"_index": index}}))  # too old: outside the range
+    lines.append(json.dumps({"user_query": "old query", "timestamp": "2020-01-01T00:00:00Z"}))
+    for _ in range(9):
+        lines += [lines[-2], lines[-1]]
+    client.bulk(body="\n".join(lines) + "\n", refresh=True)
+
+    ubi = {
+        "index": index,
+        "top": 3,
+        "since": "2026-11-30T00:00:00Z",
+        "until": "2026-12-02T00:00:00Z",
+    }
+    spec = {"index": SOURCE, "queries": {"ubi": ubi}, "rerank": {"profile": "titles"},
+            "output": {"index": "jobs-ubi-results"}}  # fmt: skip
+    client.indices.delete(index="jobs-ubi-results", ignore_unavailable=True)
+    response = submit(sidecar, spec)
+    assert response.status_code == 202, response.text
+    final = wait_done(sidecar, response.json()["id"])
+    assert final["state"] == "done" and final["totals"]["queries"] == 3
+    texts = {d["query_text"] for d in result_docs(opensearch, "jobs-ubi-results", final["id"])}
+    assert texts == {"red shoes", "blue jacket", "green scarf"}
+    missing = submit(sidecar, {**spec, "queries": {"ubi": {**ubi, "index": "no-ubi-here"}}})
+    assert missing.status_code == 400 and "[queries.ubi]" in missing.text, missing.text

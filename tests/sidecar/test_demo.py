@@ -38,3 +38,19 @@ def test_the_written_config_is_valid_and_reranks_the_catalog(tmp_path: Path) -> 
     text_spec = ModelSpec(path="/models/text", kind="qwen3")
     text_config = _sidecar_config(Settings(), "http://e", "redis://r", text_spec)
     assert "image" not in text_config["rerank"]["profiles"]["catalog"]["fields"]
+
+
+def test_the_demo_job_is_a_valid_spec_the_demo_sidecar_would_take(tmp_path: Path) -> None:
+    from sidecar.demo.stack import PROFILE, job_spec
+    from sidecar.jobs.spec import JobSpec, search_body
+
+    spec = JobSpec.model_validate(job_spec())
+    config = _sidecar_config(Settings(), "http://e:9200", "redis://r", ModelSpec(path="/m"))
+    path = tmp_path / "sidecar.yaml"
+    path.write_text(yaml.safe_dump(config))
+    settings = load_settings(path)
+    assert settings.admin.tokens  # the jobs API needs one: the CLI reads it from this file
+    assert spec.queries is not None and spec.queries.inline
+    body = search_body(spec, spec.queries.inline[0])
+    plan = decide(settings, spec.index, body, {}, None).plan
+    assert plan is not None and plan.profile == PROFILE
