@@ -94,8 +94,7 @@ def summary(job: dict[str, Any]) -> Table:
     table = Table(title=f"job {job['id']}: {job['state']}", show_header=False)
     rows = [
         ("queries", f"{totals['queries']} ({totals['done']} done, {totals['failed']} failed)"),
-        ("pairs scored", str(totals["pairs"])),
-        ("cache hits", str(totals["cache_hits"])),
+        ("pairs scored", f"{totals['pairs']} ({totals['cache_hits']} from the score cache)"),
         ("documents written", str(totals["documents"])),
         ("queries/s", _rate(progress["queries_per_s"])),
         ("pairs/s", _rate(progress["pairs_per_s"])),
