@@ -377,6 +377,10 @@ class DispatchSettings(BaseModel):
 
     backend: Literal["celery", "local"] = "celery"
     """celery: GPU workers through Redis; local: a model in the sidecar process (one machine)."""
+    publisher: Literal["direct", "celery"] = "direct"
+    """How a scoring job reaches the broker. direct: the Celery task message built by the
+    sidecar and pushed with redis.asyncio on the event loop (a fraction of the CPU); celery:
+    Celery's own ``send_task`` on a thread. The workers read both alike."""
     local_models: list[str] = Field(default_factory=list)
     """Registry names the local backend loads at start. Example: ``["qwen3-reranker-0.6b"]``."""
     cache_enabled: bool = True

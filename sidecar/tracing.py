@@ -104,3 +104,15 @@ def annotate(attributes: dict[str, str | int | float | bool]) -> None:
     span = trace.get_current_span()
     if span.is_recording():
         span.set_attributes(attributes)
+
+
+def context_headers() -> dict[str, str]:
+    """The current trace context as W3C headers (``traceparent``...) for a message the sidecar
+    builds itself (a scoring job's Celery headers); empty when tracing is off."""
+    if not _installed:
+        return {}
+    from opentelemetry import propagate
+
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier

@@ -86,8 +86,6 @@ class Batcher:
         self.max_batch = max_batch
         self.window = window
         self.observer: BatchObserver = observer or _NoObserver()
-        media = getattr(model, "media", None)
-        self._media_limits: MediaLimits | None = getattr(media, "limits", None)
         self._pending: deque[_Item] = deque()
         self._wakeup = threading.Condition()
         self._closed = False
@@ -115,7 +113,9 @@ class Batcher:
         bulk = priority == "bulk"
         scores: list[float | None] = [None] * len(documents)
         errors: dict[int, str] = {}
-        job = MediaJob.for_limits(self._media_limits, deadline)
+        # Read at each job: the limits belong to the model's media resolver, not to the batcher.
+        limits: MediaLimits | None = getattr(getattr(self.model, "media", None), "limits", None)
+        job = MediaJob.for_limits(limits, deadline)
         try:
             # The query's media are prepared again with every document: count them that often.
             with job.active(copies=len(documents)):

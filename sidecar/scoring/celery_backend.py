@@ -1,9 +1,11 @@
 """Scoring on Celery workers through Redis, without blocking the event loop.
 
-Publishing with Celery's client is synchronous, so it runs on a small owned executor. Results
-are awaited on the result backend's pub/sub channels (the Redis result backend stores every
-state of a task under ``celery-task-meta-<id>`` and publishes it on the channel of that name),
-never with ``AsyncResult.get()``.
+A job is published as the Celery task message kombu's Redis transport would store
+(``celery_message``), pushed with redis.asyncio on the event loop (``dispatch.publisher:
+direct``), or with Celery's own client, which is synchronous and so runs on a small owned
+executor (``celery``). Results are awaited on the result backend's pub/sub channels (the Redis
+result backend stores every state of a task under ``celery-task-meta-<id>`` and publishes it on
+the channel of that name), never with ``AsyncResult.get()``.
 
 What holds under load and faults:
 - Any number of jobs may wait at once: each registers a future in a dict. The task ids of one
@@ -43,6 +45,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from sidecar.scoring.celery_client import celery_client
+from sidecar.scoring.celery_message import task_message
 from sidecar.scoring.dispatch import (
     BrokerUnavailable,
     DispatchError,
@@ -53,6 +56,7 @@ from sidecar.scoring.dispatch import (
 from sidecar.scoring.redis_pool import redis_client
 from sidecar.scoring.workers import WorkerDirectory
 from sidecar.settings import DispatchSettings
+from sidecar.tracing import context_headers
 from workers.contract import SCORE_TASK, ScoringJob, ScoringResult, queue_name
 
 log = logging.getLogger(__name__)
@@ -80,6 +84,15 @@ class CeleryDispatcher:
             backend,
             max_connections=self.options.redis_max_connections,
             timeout_s=self.options.redis_timeout_s,
+        )
+        self._broker = (
+            self._redis
+            if backend == broker_url
+            else redis_client(
+                broker_url,
+                max_connections=self.options.redis_max_connections,
+                timeout_s=self.options.redis_timeout_s,
+            )
         )
         self._prefix = f"rs-{uuid.uuid4().hex[:12]}."
         self._workers = WorkerDirectory(self._redis)
@@ -128,12 +141,16 @@ class CeleryDispatcher:
             async with asyncio.timeout(remaining):
                 waiter = self._results.expect(task_id)
                 try:
-                    # In the search's trace context: the publish's span and the task's
-                    # traceparent belong to it (an executor thread has no context of its own).
-                    publish = contextvars.copy_context().run
-                    await asyncio.get_running_loop().run_in_executor(
-                        self._executor, publish, self._publish, job, task_id
-                    )
+                    if self.options.publisher == "direct":
+                        await self._push(job, task_id)
+                    else:
+                        # In the search's trace context: the publish's span and the task's
+                        # traceparent belong to it (an executor thread has no context of its
+                        # own).
+                        publish = contextvars.copy_context().run
+                        await asyncio.get_running_loop().run_in_executor(
+                            self._executor, publish, self._publish, job, task_id
+                        )
                     return await waiter
                 finally:
                     self._results.forget(task_id)
@@ -146,6 +163,19 @@ class CeleryDispatcher:
         except Exception as exc:  # kombu and redis-py raise their own errors when Redis is down
             self._broker_down_until = time.monotonic() + self.options.broker_backoff_ms / 1000
             raise BrokerUnavailable(f"could not send the job: {type(exc).__name__}") from None
+
+    async def _push(self, job: ScoringJob, task_id: str) -> None:
+        queue = queue_name(job.model, job.priority)
+        message = task_message(
+            SCORE_TASK,
+            task_id,
+            job.model_dump_json().encode(),
+            queue,
+            expires_at=job.deadline,
+            extra_headers=context_headers(),  # the worker's task span joins the search's trace
+        )
+        # Priority 0 of kombu's Redis transport is the queue's own list (LPUSH, workers BRPOP).
+        await self._broker.lpush(queue, message)
 
     def _publish(self, job: ScoringJob, task_id: str) -> None:
         if time.time() >= job.deadline:
@@ -164,6 +194,8 @@ class CeleryDispatcher:
 
     async def close(self) -> None:
         await self._results.close()
+        if self._broker is not self._redis:
+            await self._broker.aclose()
         await self._redis.aclose()
         self._executor.shutdown(wait=False)
         self._app.close()

@@ -107,3 +107,12 @@ def expected_ids(engine: EngineHandle, job_id: str, items: list[dict[str, str]])
         hits = engine.client.search(index=SOURCE, body=body)["hits"]["hits"]
         ids.update(result_id(job_id, item["id"], SOURCE, hit["_id"]) for hit in hits)
     return ids
+
+
+def drop_job_indices(engine: EngineHandle) -> None:
+    """Delete the indices the job tests made (``jobs-*``, by name: Elasticsearch refuses
+    wildcard deletes), so the single-node cluster is green again for the tests after them
+    (a results index the API creates has the engine's default replica)."""
+    names = list(engine.client.indices.get(index="jobs-*", expand_wildcards="open,closed"))
+    for name in names:
+        engine.client.indices.delete(index=name, ignore_unavailable=True)

@@ -24,6 +24,7 @@ from tests.jobs.bed import (
     SOURCE,
     WINDOW,
     config,
+    drop_job_indices,
     load_source,
     queries,
     result_docs,
@@ -33,10 +34,11 @@ from tests.jobs.bed import (
 
 
 @pytest.fixture(scope="module", params=["opensearch", "elasticsearch"])
-def engine(request: pytest.FixtureRequest) -> EngineHandle:
+def engine(request: pytest.FixtureRequest) -> Iterator[EngineHandle]:
     handle: EngineHandle = request.getfixturevalue(request.param)
     load_source(handle)
-    return handle
+    yield handle
+    drop_job_indices(handle)
 
 
 @pytest.fixture(scope="module")

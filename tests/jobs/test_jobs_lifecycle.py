@@ -32,6 +32,7 @@ from tests.jobs.bed import (
     TOKEN,
     WINDOW,
     config,
+    drop_job_indices,
     expected_ids,
     job,
     load_source,
@@ -53,10 +54,11 @@ CREDENTIALS = {
 @pytest.fixture(scope="module")
 def jobs_config(
     opensearch: EngineHandle, scoring_worker: ScoringWorkerHandle, tiny_registry: dict[str, Any]
-) -> dict[str, Any]:
+) -> Iterator[dict[str, Any]]:
     load_source(opensearch)
-    return config(opensearch.url, scoring_worker.worker.broker_url, tiny_registry,
-                  chunk_size=10, credentials=CREDENTIALS)  # fmt: skip
+    yield config(opensearch.url, scoring_worker.worker.broker_url, tiny_registry,
+                 chunk_size=10, credentials=CREDENTIALS)  # fmt: skip
+    drop_job_indices(opensearch)
 
 
 @pytest.fixture(scope="module")

@@ -96,3 +96,4 @@ def test_runner_and_scoring_worker_killed_mid_job_then_replaced_give_exactly_the
     assert sorted(d["_id"] for d in documents) == sorted(expected)
     count = opensearch.client.count(index=target, body={"query": {"term": {"job_id": job_id}}})
     assert count["count"] == len(expected) == totals["documents"]
+    opensearch.client.indices.delete(index=target)  # the cluster green again for later tests

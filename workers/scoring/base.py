@@ -8,13 +8,13 @@ back in batch order. The batcher only ever sees ``Prepared.length``.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
-
-from workers.media import MediaError, MediaJob
 
 QWEN_REGEX_AS_IS = False
 """``fix_mistral_regex`` for the Qwen tokenizers: keep their pre-tokenizer as it is (the default).
@@ -34,6 +34,10 @@ class Prepared:
 
     input_ids: list[int]
     vision: dict[str, torch.Tensor] = field(default_factory=dict)
+    prefix_len: int = 0
+    """How many leading ids every pair of its request shares (system message, instruction,
+    query): the model may compute them once for all (``workers.scoring.shared_prefix``). 0: none
+    known."""
 
     @property
     def length(self) -> int:
@@ -116,7 +120,11 @@ def left_pad(batch: Sequence[Prepared], pad_token_id: int) -> dict[str, torch.Te
 
 @dataclass
 class Scorer:
-    """Scores a query against documents in token-budgeted micro-batches.
+    """Scores a query against documents in token-budgeted micro-batches: the in-process API.
+
+    It runs the same path as a worker's jobs (``workers.batcher.Batcher``: resolve the query,
+    prepare every document, collect per-document errors, batch across calls), on a batcher of
+    its own started at the first call, so scores and errors are the worker's by construction.
 
     Example::
 
@@ -128,6 +136,9 @@ class Scorer:
     token_budget: int = 16384
     """Padded tokens per forward pass (longest pair × pairs). Example: 16384."""
     max_batch: int = 64
+    _batcher: Any = field(default=None, init=False, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False,
+                                  compare=False)  # fmt: skip
 
     def score(
         self,
@@ -147,51 +158,30 @@ class Scorer:
         instruction: str | None = None,
         max_doc_tokens: int | None = None,
     ) -> ScoreOutcome:
-        scores: list[float | None] = [None] * len(documents)
-        errors: list[tuple[int, str]] = []
-        media = getattr(self.model, "media", None)
-        job = MediaJob.for_limits(getattr(media, "limits", None), deadline=None)
-        try:
-            with job.active(copies=len(documents)):
-                resolved_query = self.model.resolve(query)
-        except (MediaError, PairError) as exc:
-            reason = f"query: {exc}"
-            return ScoreOutcome(scores, [(i, reason) for i in range(len(documents))])
-        documents = [cut_document(self.model, d, max_doc_tokens) for d in documents]
-        prepared: dict[int, Prepared] = {}
-        prepared_all = self._prepare_all(resolved_query, documents, instruction, job)
-        for index, item in enumerate(prepared_all):
-            if isinstance(item, Prepared):
-                prepared[index] = item
-            else:
-                errors.append((index, str(item)))
-        indices = list(prepared)
-        lengths = [prepared[i].length for i in indices]
-        for batch in plan_batches(lengths, self.token_budget, self.max_batch):
-            members = [indices[position] for position in batch]
-            for index, value in zip(
-                members, self.model.forward([prepared[i] for i in members]), strict=True
-            ):
-                scores[index] = value
-        tokens = sum(p.length for i, p in prepared.items() if scores[i] is not None)
-        return ScoreOutcome(scores, sorted(errors), tokens)
+        if not documents:
+            return ScoreOutcome([], [])
+        outcome: ScoreOutcome = self._shared_batcher().score(
+            query, documents, instruction, time.time() + NO_DEADLINE_S, max_doc_tokens
+        )
+        return outcome
 
-    def _prepare_all(
-        self,
-        query: Mapping[str, Any],
-        documents: Sequence[Mapping[str, Any]],
-        instruction: str | None,
-        job: MediaJob,
-    ) -> list[Prepared | MediaError | PairError]:
-        prepare_many = getattr(self.model, "prepare_many", None)
-        if prepare_many is not None:  # text models tokenize the whole request in one call
-            return list(prepare_many(query, documents, instruction))
-        out: list[Prepared | MediaError | PairError] = []
-        for document in documents:
-            try:
-                with job.active():
-                    resolved = self.model.resolve(document)
-                    out.append(self.model.prepare(query, resolved, instruction))
-            except (MediaError, PairError) as exc:
-                out.append(exc)
-        return out
+    def close(self) -> None:
+        """Stop the batcher's threads (a scorer used again starts them again)."""
+        with self._lock:
+            batcher, self._batcher = self._batcher, None
+        if batcher is not None:
+            batcher.close()
+
+    def _shared_batcher(self) -> Any:
+        with self._lock:
+            if self._batcher is None:
+                from workers.batcher import Batcher  # the batcher builds on this module
+
+                self._batcher = Batcher(
+                    self.model, token_budget=self.token_budget, max_batch=self.max_batch
+                )
+            return self._batcher
+
+
+NO_DEADLINE_S = 10 * 365 * 86400.0
+"""The in-process API has no deadline: the batcher's is ten years away."""

@@ -110,6 +110,13 @@ def text_body(query: str, document: str, instruction: str | None) -> str:
     return f"<Instruct>: {instruction}\n<Query>: {query}\n<Document>: {document}"
 
 
+def text_head(query: str, instruction: str | None) -> str:
+    """The start of every body of one request, up to the colon after ``<Document>``: its ids
+    are the first ids of each pair's body (the pre-tokenizer always splits after that colon,
+    since a space follows it)."""
+    return text_body(query, "", instruction).removesuffix(" ")
+
+
 __all__ = [
     "SYSTEM_MESSAGE",
     "TEXT_DEFAULT_INSTRUCTION",
@@ -118,6 +125,7 @@ __all__ = [
     "VL_DEFAULT_INSTRUCTION",
     "VisionLimits",
     "text_body",
+    "text_head",
     "vl_content",
     "vl_messages",
 ]

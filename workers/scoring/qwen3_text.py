@@ -3,20 +3,43 @@
 Ids = prefix + body (truncated from the end to 8192 − prefix − suffix) + suffix, each piece
 tokenized on its own. Score = softmax over the last position's logits of [no, yes], the yes part;
 only those two lm_head rows are computed.
+
+The pairs of one request share their first ids (the prompt's prefix and the body up to
+``<Document>:``); ``layout`` decides how a batch uses that (``workers.scoring.shared_prefix``):
+``packed`` (the default) computes each shared prefix once and packs the documents after it
+without padding, ``padded`` computes the prefix once and pads the documents, ``plain`` runs every
+pair whole, left-padded, as the official code does. All three give the same scores.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
-from workers.scoring.base import QWEN_REGEX_AS_IS, PairError, Prepared, left_pad
-from workers.scoring.prompts import TEXT_DEFAULT_INSTRUCTION, TEXT_PREFIX, TEXT_SUFFIX, text_body
+from workers.scoring.base import QWEN_REGEX_AS_IS, PairError, Prepared, left_pad, plan_batches
+from workers.scoring.prompts import (
+    TEXT_DEFAULT_INSTRUCTION,
+    TEXT_PREFIX,
+    TEXT_SUFFIX,
+    text_body,
+    text_head,
+)
+from workers.scoring.shared_prefix import (
+    MIN_SHARED_PREFIX,
+    group_by_prefix,
+    pack_layout,
+    plan_packs,
+)
 
 MAX_LENGTH = 8192
+Layout = Literal["plain", "padded", "packed"]
+PACK_TOKENS = 2048
+"""Real tokens per packed forward pass after a shared prefix. The attention mask of a pack is
+dense (T × (prefix + T)), so SDPA's CPU path materializes that many scores per head: 2048 keeps
+it to a few hundred MB."""
 
 
 def _text_of(side: Mapping[str, Any], what: str) -> str:
@@ -43,7 +66,11 @@ class Qwen3TextReranker:
         max_length: int = MAX_LENGTH,
         default_instruction: str = TEXT_DEFAULT_INSTRUCTION,
         revision: str | None = None,
+        layout: Layout = "packed",
+        pack_tokens: int = PACK_TOKENS,
     ) -> None:
+        self.layout: Layout = layout
+        self.pack_tokens = pack_tokens
         self.tokenizer = AutoTokenizer.from_pretrained(
             path, padding_side="left", revision=revision, fix_mistral_regex=QWEN_REGEX_AS_IS
         )
@@ -67,7 +94,11 @@ class Qwen3TextReranker:
         return dict(side)
 
     def truncate_text(self, text: str, max_tokens: int) -> str:
-        ids = self.tokenizer.encode(text, add_special_tokens=False)
+        room = self.max_length - len(self.prefix_ids) - len(self.suffix_ids)
+        # prepare_many's truncation settings: see there (the tokenizer is shared by threads).
+        (ids,) = self.tokenizer(
+            [text], truncation="longest_first", max_length=room, return_attention_mask=False
+        )["input_ids"]
         return text if len(ids) <= max_tokens else str(self.tokenizer.decode(ids[:max_tokens]))
 
     def body(
@@ -103,23 +134,132 @@ class Qwen3TextReranker:
                 out.append(exc)
         if bodies:
             room = self.max_length - len(self.prefix_ids) - len(self.suffix_ids)
-            encoded = self.tokenizer(
-                list(bodies.values()),
+            used = self.default_instruction if instruction is None else instruction
+            head = text_head(_text_of(query, "query"), used)
+            # One call with the same truncation settings as every other: the Rust tokenizer is
+            # shared by the worker's threads, and a call with other settings would change them
+            # under a concurrent one ("Already borrowed").
+            shared, *encoded = self.tokenizer(
+                [head, *bodies.values()],
                 truncation="longest_first",
                 max_length=room,
                 return_attention_mask=False,
             )["input_ids"]
             for index, ids in zip(bodies, encoded, strict=True):
-                out[index] = Prepared(self.prefix_ids + ids + self.suffix_ids)
+                # The shared part is only claimed where the ids really start with it (a
+                # truncation that cut into it, or a tokenizer that merged across it, keeps 0).
+                known = len(ids) > len(shared) and ids[: len(shared)] == shared
+                prefix_len = len(self.prefix_ids) + len(shared) if known else 0
+                out[index] = Prepared(
+                    self.prefix_ids + ids + self.suffix_ids, prefix_len=prefix_len
+                )
         return out
 
-    @torch.inference_mode()
     def forward(self, batch: Sequence[Prepared]) -> list[float]:
-        inputs = {
-            key: value.to(self.device) for key, value in left_pad(batch, self.pad_token_id).items()
-        }
-        hidden = self.backbone(**inputs).last_hidden_state[:, -1]
+        if self.layout == "plain":
+            return self._forward_plain(batch)
+        prefixes = [
+            tuple(p.input_ids[: p.prefix_len])
+            if MIN_SHARED_PREFIX <= p.prefix_len < p.length
+            else None
+            for p in batch
+        ]
+        groups, plain = group_by_prefix(prefixes)
+        scores = [0.0] * len(batch)
+        if plain:
+            for position, value in zip(
+                plain, self._forward_plain([batch[i] for i in plain]), strict=True
+            ):
+                scores[position] = value
+        for prefix, members in groups.items():
+            suffixes = [batch[i].input_ids[len(prefix) :] for i in members]
+            for position, value in zip(
+                members, self._forward_shared(list(prefix), suffixes), strict=True
+            ):
+                scores[position] = value
+        return scores
+
+    def _scores(self, hidden: torch.Tensor) -> list[float]:
         logits = hidden @ self.head.T  # columns: no, yes
         # In the model's dtype, as the official code computes it.
         scores = torch.log_softmax(logits, dim=-1)[:, 1].exp()
         return [float(value) for value in scores.float().cpu().tolist()]
+
+    @torch.inference_mode()
+    def _forward_plain(self, batch: Sequence[Prepared]) -> list[float]:
+        inputs = {
+            key: value.to(self.device) for key, value in left_pad(batch, self.pad_token_id).items()
+        }
+        return self._scores(self.backbone(**inputs).last_hidden_state[:, -1])
+
+    @torch.inference_mode()
+    def _forward_shared(self, prefix: list[int], suffixes: list[list[int]]) -> list[float]:
+        """Scores of ``prefix + suffix`` for every suffix, the prefix computed once."""
+        cache = DynamicCache()
+        self.backbone(
+            input_ids=torch.tensor([prefix], device=self.device),
+            past_key_values=cache,
+            use_cache=True,
+        )
+        lengths = [len(s) for s in suffixes]
+        scores = [0.0] * len(suffixes)
+        if self.layout == "packed":
+            groups = plan_packs(lengths, self.pack_tokens)
+        else:
+            groups = plan_batches(lengths, self.pack_tokens, len(suffixes))
+        for members in groups:
+            if self.layout == "packed":
+                hidden = self._packed(cache, len(prefix), [suffixes[i] for i in members])
+            else:
+                hidden = self._padded(cache, len(prefix), [suffixes[i] for i in members])
+            for position, value in zip(members, self._scores(hidden), strict=True):
+                scores[position] = value
+        return scores
+
+    def _packed(
+        self, cache: DynamicCache, prefix_len: int, suffixes: list[list[int]]
+    ) -> torch.Tensor:
+        layout = pack_layout(prefix_len, [len(s) for s in suffixes])
+        tokens = torch.tensor([[t for s in suffixes for t in s]], device=self.device)
+        total = tokens.shape[1]
+        out = self.backbone(
+            input_ids=tokens,
+            position_ids=layout.position_ids.to(self.device),
+            attention_mask=layout.mask.to(self.device),
+            past_key_values=cache,
+            use_cache=True,
+            cache_position=torch.arange(prefix_len, prefix_len + total, device=self.device),
+        )
+        cache.crop(prefix_len)  # back to the prefix alone for the next pack
+        hidden: torch.Tensor = out.last_hidden_state[0, layout.last.to(self.device)]
+        return hidden
+
+    def _padded(
+        self, cache: DynamicCache, prefix_len: int, suffixes: list[list[int]]
+    ) -> torch.Tensor:
+        rows, longest = len(suffixes), max(len(s) for s in suffixes)
+        ids = torch.full((rows, longest), self.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((rows, prefix_len + longest), dtype=torch.long)
+        mask[:, :prefix_len] = 1
+        for row, suffix in enumerate(suffixes):  # right-padded: positions follow the prefix
+            ids[row, : len(suffix)] = torch.tensor(suffix, dtype=torch.long)
+            mask[row, prefix_len : prefix_len + len(suffix)] = 1
+        batch_cache = DynamicCache()
+        for index, layer in enumerate(cache.layers):
+            keys, values = layer.keys, layer.values
+            assert keys is not None and values is not None  # filled by the prefix's pass
+            batch_cache.update(
+                keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1), index
+            )
+        positions = torch.arange(prefix_len, prefix_len + longest, device=self.device)
+        out = self.backbone(
+            input_ids=ids.to(self.device),
+            attention_mask=mask.to(self.device),
+            position_ids=positions.expand(rows, -1),
+            past_key_values=batch_cache,
+            use_cache=True,
+            cache_position=positions,
+        )
+        last = torch.tensor([len(s) - 1 for s in suffixes], device=self.device)
+        hidden: torch.Tensor = out.last_hidden_state[torch.arange(rows, device=self.device), last]
+        return hidden
