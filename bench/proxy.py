@@ -310,14 +310,16 @@ def minimal_proxy(upstream: str) -> web.Application:
     return app
 
 
-def celery_sidecar_settings(engine_url: str, broker: str, model_path: str) -> Settings:
+def celery_sidecar_settings(
+    engine_url: str, broker: str, model_path: str, publisher: str = "direct", cache: bool = False
+) -> Settings:
     """The sidecar as deployed: scoring jobs through Redis to a real Celery worker serving the
-    tiny Qwen3 text model (real forward passes), no score cache."""
+    tiny Qwen3 text model (real forward passes), no score cache unless ``cache``."""
     return Settings(
         upstream=UpstreamSettings(urls=[engine_url]),
         celery={"broker_url": broker},
         models={CELERY_MODEL: ModelSpec(path=model_path, kind="qwen3", device="cpu")},
-        dispatch=DispatchSettings(cache_enabled=False),
+        dispatch=DispatchSettings(cache_enabled=cache, publisher=publisher),  # type: ignore[arg-type]
         rerank=RerankSettings(window=10, max_window=MAX_WINDOW, default_model=CELERY_MODEL),
     )
 
@@ -328,6 +330,8 @@ def serve_sidecar_main(
     minimal: bool,
     celery_broker: str | None = None,
     model_path: str | None = None,
+    publisher: str = "direct",
+    celery_cache: bool = False,
 ) -> None:
     """Serve the sidecar on a free loopback port with the zero-cost scorer (behind the score
     cache on ``cache_redis`` when given), with the Celery dispatcher (``celery_broker``), or the
@@ -343,7 +347,8 @@ def serve_sidecar_main(
         if minimal:
             return minimal_proxy(upstream)
         if celery_broker is not None and model_path is not None:
-            return create_app(celery_sidecar_settings(upstream, celery_broker, model_path))
+            return create_app(celery_sidecar_settings(
+                upstream, celery_broker, model_path, publisher, celery_cache))  # fmt: skip
         return create_app(sidecar_settings(upstream), dispatcher=dispatcher)
 
     serve_until_stdin_closes(
@@ -361,8 +366,11 @@ class SidecarProcess:
         minimal: bool = False,
         celery_broker: str | None = None,
         model_path: str | None = None,
+        publisher: str = "direct",
+        celery_cache: bool = False,
     ) -> None:
         command = [sys.executable, SCRIPT, "--serve-sidecar", "--upstream", upstream]
+        command += ["--publisher", publisher] + (["--celery-cache"] if celery_cache else [])
         if cache_redis is not None:
             command += ["--cache-redis", cache_redis]
         if minimal:
@@ -736,6 +744,99 @@ def measure_celery(
     return rows, model_path
 
 
+DISPATCH_ROWS = {
+    "celery": "Celery's send_task on a thread (`dispatch.publisher: celery`, before)",
+    "direct": "the sidecar's own task message, LPUSH on the event loop (`direct`, after)",
+    "cached": "every pair a score-cache hit (no job sent)",
+}
+
+
+def measure_dispatch(
+    engine_url: str, base: Settings, args: argparse.Namespace
+) -> list[tuple[str, int, Measured]]:
+    """Sidecar CPU per reranked search whose window goes to the real Celery worker: Celery's
+    publisher vs the sidecar's own message, and all cache hits as the floor; same run, the rows
+    interleaved round by round."""
+    from sidecar.testbed import start_worker
+    from workers.random_models import cached_tiny_model
+
+    model_path = str(cached_tiny_model("qwen3", base.cache_dir))
+    spec = ModelSpec(path=model_path, kind="qwen3", device="cpu")
+    threads = base.model_copy(
+        update={
+            "testbed": base.testbed.model_copy(update={"worker_concurrency": CELERY_WORKER_THREADS})
+        }
+    )
+    path = f"/{SEARCH_INDEX}/_search"
+    body = {"query": {"match": {"description": f"{COMMON} q__N__"}}, "size": 20,
+            "ext": {"rerank": {"window": 20}}}  # fmt: skip
+    unique_bodies = [json.dumps(body)]
+    repeated = [json.dumps(body).replace("__N__", f"{i}") for i in range(QUERIES)]
+    total = sized(args, "celery_requests")
+    redis_server = start_redis(base)
+    worker = start_worker(threads, redis_server.url, models={CELERY_MODEL: spec})
+    try:
+        with (
+            SidecarProcess(engine_url, celery_broker=redis_server.url, model_path=model_path,
+                           publisher="celery") as before,
+            SidecarProcess(engine_url, celery_broker=redis_server.url, model_path=model_path,
+                           publisher="direct") as after,
+            SidecarProcess(engine_url, celery_broker=redis_server.url, model_path=model_path,
+                           publisher="direct", celery_cache=True) as cached,
+        ):  # fmt: skip
+            sidecars = {"celery": before, "direct": after, "cached": cached}
+            loadgen([
+                Phase(before.url, path, unique_bodies, 40, 4, ["applied"], unique=True),
+                Phase(after.url, path, unique_bodies, 40, 4, ["applied"], unique=True),
+                Phase(cached.url, path, repeated, 40, 4, ["applied"]),  # fills the cache
+            ])  # fmt: skip
+            plan = Plan()
+            cells = []
+            for c in (1, 8):
+                makers = [
+                    maker(sidecars[name].url, path, repeated if name == "cached" else unique_bodies,
+                          c, cpu_pid=sidecars[name].pid, unique=name != "cached")
+                    for name in DISPATCH_ROWS
+                ]  # fmt: skip
+                cells.append((c, plan.cell(args.rounds, max(total, 2 * c), makers)))
+            results = loadgen(plan.phases)
+            for sidecar in sidecars.values():
+                sidecar.check_alive()
+    finally:
+        worker.stop()
+        redis_server.stop()
+    rows = []
+    for c, pick in cells:
+        for name, measured in zip(DISPATCH_ROWS, pick(results), strict=True):
+            rows.append((name, c, measured))
+    return rows
+
+
+def render_dispatch(rows: list[tuple[str, int, Measured]], engine_version: str) -> str:
+    lines = [
+        "| how the window's scores come | clients | requests | sidecar CPU (ms/search) "
+        "| p50 (ms) | p99 (ms) | req/s | applied |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, clients, m in rows:
+        lines.append(
+            f"| {DISPATCH_ROWS[name]} | {clients} | {m.count} | {m.cpu_ms_per_request:.2f} "
+            f"| {m.p50:.2f} | {m.p99:.2f} | {m.rps:.1f} | {m.applied_share:.1%} |"
+        )
+    paragraph = (
+        f"Run {datetime.date.today().isoformat()} on {machine()}; OpenSearch {engine_version} "
+        "(test bed). Three sidecar processes side by side (the app `rerank-sidecar serve` "
+        "builds), the rows interleaved round by round: a size-20 match search reranked at window "
+        "20, every search a query text of its own, each window sent through Redis to the same "
+        f"real Celery worker ({CELERY_WORKER_THREADS} task threads, the tiny Qwen3 text model, "
+        "real forward passes) with Celery's publisher or with the sidecar's own task message; "
+        "and the same searches answered from the score cache (every pair a hit, no job sent), "
+        "the floor of the rerank path. Sidecar CPU is the sidecar process's user + system time "
+        "per search (/proc), the engine's search and the merge included."
+    )
+    return f"{paragraph}\n\n" + "\n".join(lines)
+
+
 def render_celery(rows: list[CeleryRow], args: argparse.Namespace, engine_version: str) -> str:
     lines = [
         "| clients | requests | direct p50 (ms) | sidecar req/s | sidecar p50 (ms) "
@@ -1068,6 +1169,11 @@ def main() -> None:
     parser.add_argument("--minimal", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--celery-broker", help=argparse.SUPPRESS)
     parser.add_argument("--model-path", help=argparse.SUPPRESS)
+    parser.add_argument("--publisher", default="direct", help=argparse.SUPPRESS)
+    parser.add_argument("--celery-cache", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--only-dispatch", action="store_true", help="measure only the dispatch-cost rows"
+    )
     parser.add_argument(
         "--celery-clients", default="1,8,32,128", help="clients of the Celery-worker rows"
     )
@@ -1087,8 +1193,9 @@ def main() -> None:
         return
     if args.serve_sidecar:
         serve_sidecar_main(
-            args.upstream, args.cache_redis, args.minimal, args.celery_broker, args.model_path
-        )
+            args.upstream, args.cache_redis, args.minimal, args.celery_broker, args.model_path,
+            args.publisher, args.celery_cache,
+        )  # fmt: skip
         return
     windows = int_list(args.windows)
     if max(windows) > MAX_WINDOW:
@@ -1104,6 +1211,18 @@ def main() -> None:
     memory: MemoryResult | None = None
     try:
         seed(engine.url, args.docs)
+        print("dispatch cost: Celery's publisher vs the sidecar's own message …", file=sys.stderr)
+        dispatch_text = render_dispatch(measure_dispatch(engine.url, base, args), spec.version)
+        print(dispatch_text)
+        if not args.no_write:
+            write_section(
+                f"## Dispatch cost: sidecar CPU per search scored by a Celery worker "
+                f"(`bench/proxy.py`)\n\n{dispatch_text}",
+                ROOT / "docs" / "benchmarks.md",
+                "proxy-dispatch",
+            )
+        if args.only_dispatch:
+            return
         print("1 and 2 sidecar processes …", file=sys.stderr)
         processes_text = render_processes(measure_processes(engine.url, args), args, spec.version)
         print(processes_text)
