@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime
 import json
 import os
@@ -35,7 +36,7 @@ import tempfile
 import time
 import urllib.request
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -695,48 +696,55 @@ class CeleryRow:
 CELERY_WORKER_THREADS = 8
 
 
+@contextlib.contextmanager
+def celery_worker_bed(base: Settings) -> Iterator[tuple[str, str]]:
+    """A redis-server and a real Celery worker (``CELERY_WORKER_THREADS`` task threads) serving
+    the tiny Qwen3 text model: (broker URL, model path), both stopped afterwards."""
+    from sidecar.testbed import start_worker
+    from workers.random_models import cached_tiny_model
+
+    model_path = str(cached_tiny_model("qwen3", base.cache_dir))
+    spec = ModelSpec(path=model_path, kind="qwen3", device="cpu")
+    testbed = base.testbed.model_copy(update={"worker_concurrency": CELERY_WORKER_THREADS})
+    redis_server = start_redis(base)
+    try:
+        worker = start_worker(base.model_copy(update={"testbed": testbed}), redis_server.url,
+                              models={CELERY_MODEL: spec})  # fmt: skip
+        try:
+            yield redis_server.url, model_path
+        finally:
+            worker.stop()
+    finally:
+        redis_server.stop()
+
+
 def measure_celery(
     engine_url: str, base: Settings, args: argparse.Namespace
 ) -> tuple[list[CeleryRow], str]:
     """The reranked path as deployed: every search's window scored by a real Celery worker
     (tiny Qwen3 text model, real forward passes) through Redis, at rising concurrency. Each
     search has a query text of its own, so no two jobs are the same."""
-    from sidecar.testbed import start_worker
-    from workers.random_models import cached_tiny_model
-
-    model_path = str(cached_tiny_model("qwen3", base.cache_dir))
-    spec = ModelSpec(path=model_path, kind="qwen3", device="cpu")
-    threads = base.model_copy(
-        update={
-            "testbed": base.testbed.model_copy(update={"worker_concurrency": CELERY_WORKER_THREADS})
-        }
-    )
     path = f"/{SEARCH_INDEX}/_search"
     query = {"match": {"description": f"{COMMON} q__N__"}}
     reranked = [json.dumps({"query": query, "size": 10, "ext": {"rerank": {"window": 10}}})]
     direct = [json.dumps({"query": query, "size": 10})]
     total = sized(args, "celery_requests")
     unique: dict[str, Any] = {"unique": True}
-    redis_server = start_redis(base)
-    worker = start_worker(threads, redis_server.url, models={CELERY_MODEL: spec})
-    try:
-        with SidecarProcess(
-            engine_url, celery_broker=redis_server.url, model_path=model_path
-        ) as sidecar:
-            loadgen([Phase(sidecar.url, path, reranked, 40, 4, ["applied"], **unique)])
-            plan = Plan()
-            cells = []
-            for c in int_list(args.celery_clients):
-                makers = [
-                    maker(engine_url, path, direct, c, **unique),
-                    maker(sidecar.url, path, reranked, c, cpu_pid=sidecar.pid, **unique),
-                ]
-                cells.append((c, plan.cell(args.rounds, max(total, 2 * c), makers)))
-            results = loadgen(plan.phases)
-            sidecar.check_alive()
-    finally:
-        worker.stop()
-        redis_server.stop()
+    with (
+        celery_worker_bed(base) as (broker, model_path),
+        SidecarProcess(engine_url, celery_broker=broker, model_path=model_path) as sidecar,
+    ):
+        loadgen([Phase(sidecar.url, path, reranked, 40, 4, ["applied"], **unique)])
+        plan = Plan()
+        cells = []
+        for c in int_list(args.celery_clients):
+            makers = [
+                maker(engine_url, path, direct, c, **unique),
+                maker(sidecar.url, path, reranked, c, cpu_pid=sidecar.pid, **unique),
+            ]
+            cells.append((c, plan.cell(args.rounds, max(total, 2 * c), makers)))
+        results = loadgen(plan.phases)
+        sidecar.check_alive()
     rows = []
     for c, pick in cells:
         direct_m, sidecar_m = pick(results)
@@ -757,54 +765,39 @@ def measure_dispatch(
     """Sidecar CPU per reranked search whose window goes to the real Celery worker: Celery's
     publisher vs the sidecar's own message, and all cache hits as the floor; same run, the rows
     interleaved round by round."""
-    from sidecar.testbed import start_worker
-    from workers.random_models import cached_tiny_model
-
-    model_path = str(cached_tiny_model("qwen3", base.cache_dir))
-    spec = ModelSpec(path=model_path, kind="qwen3", device="cpu")
-    threads = base.model_copy(
-        update={
-            "testbed": base.testbed.model_copy(update={"worker_concurrency": CELERY_WORKER_THREADS})
-        }
-    )
     path = f"/{SEARCH_INDEX}/_search"
     body = {"query": {"match": {"description": f"{COMMON} q__N__"}}, "size": 20,
             "ext": {"rerank": {"window": 20}}}  # fmt: skip
     unique_bodies = [json.dumps(body)]
     repeated = [json.dumps(body).replace("__N__", f"{i}") for i in range(QUERIES)]
     total = sized(args, "celery_requests")
-    redis_server = start_redis(base)
-    worker = start_worker(threads, redis_server.url, models={CELERY_MODEL: spec})
-    try:
-        with (
-            SidecarProcess(engine_url, celery_broker=redis_server.url, model_path=model_path,
-                           publisher="celery") as before,
-            SidecarProcess(engine_url, celery_broker=redis_server.url, model_path=model_path,
-                           publisher="direct") as after,
-            SidecarProcess(engine_url, celery_broker=redis_server.url, model_path=model_path,
-                           publisher="direct", celery_cache=True) as cached,
-        ):  # fmt: skip
-            sidecars = {"celery": before, "direct": after, "cached": cached}
-            loadgen([
-                Phase(before.url, path, unique_bodies, 40, 4, ["applied"], unique=True),
-                Phase(after.url, path, unique_bodies, 40, 4, ["applied"], unique=True),
-                Phase(cached.url, path, repeated, 40, 4, ["applied"]),  # fills the cache
-            ])  # fmt: skip
-            plan = Plan()
-            cells = []
-            for c in (1, 8):
-                makers = [
-                    maker(sidecars[name].url, path, repeated if name == "cached" else unique_bodies,
-                          c, cpu_pid=sidecars[name].pid, unique=name != "cached")
-                    for name in DISPATCH_ROWS
-                ]  # fmt: skip
-                cells.append((c, plan.cell(args.rounds, max(total, 2 * c), makers)))
-            results = loadgen(plan.phases)
-            for sidecar in sidecars.values():
-                sidecar.check_alive()
-    finally:
-        worker.stop()
-        redis_server.stop()
+    with (
+        celery_worker_bed(base) as (broker, model_path),
+        SidecarProcess(engine_url, celery_broker=broker, model_path=model_path,
+                       publisher="celery") as before,
+        SidecarProcess(engine_url, celery_broker=broker, model_path=model_path,
+                       publisher="direct") as after,
+        SidecarProcess(engine_url, celery_broker=broker, model_path=model_path,
+                       publisher="direct", celery_cache=True) as cached,
+    ):  # fmt: skip
+        sidecars = {"celery": before, "direct": after, "cached": cached}
+        loadgen([
+            Phase(before.url, path, unique_bodies, 40, 4, ["applied"], unique=True),
+            Phase(after.url, path, unique_bodies, 40, 4, ["applied"], unique=True),
+            Phase(cached.url, path, repeated, 40, 4, ["applied"]),  # fills the cache
+        ])  # fmt: skip
+        plan = Plan()
+        cells = []
+        for c in (1, 8):
+            makers = [
+                maker(sidecars[name].url, path, repeated if name == "cached" else unique_bodies,
+                      c, cpu_pid=sidecars[name].pid, unique=name != "cached")
+                for name in DISPATCH_ROWS
+            ]  # fmt: skip
+            cells.append((c, plan.cell(args.rounds, max(total, 2 * c), makers)))
+        results = loadgen(plan.phases)
+        for sidecar in sidecars.values():
+            sidecar.check_alive()
     rows = []
     for c, pick in cells:
         for name, measured in zip(DISPATCH_ROWS, pick(results), strict=True):

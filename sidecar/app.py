@@ -133,18 +133,7 @@ def create_app(settings: Settings, dispatcher: Dispatcher | None = None) -> web.
     app.router.add_get("/openapi.json", openapi_json)
     upstream: Upstream | None = None
     if settings.upstream.urls:
-        u = settings.upstream
-        upstream = Upstream(
-            u.urls,
-            UpstreamOptions(
-                connect_timeout_s=u.connect_timeout_s,
-                read_timeout_s=u.read_timeout_s,
-                connections_per_node=u.connections_per_node,
-                ca_file=u.ca_file,
-                verify_tls=u.verify_tls,
-                retries=u.retries,
-            ),
-        )
+        upstream = Upstream(settings.upstream.urls, UpstreamOptions.of(settings.upstream))
         reranker = SearchReranker(chosen, hit_fields=settings.rerank.hit_fields)
         add_search_routes(app, SearchContext(settings, reranker, metrics))
         experiments = build_experiments(settings, metrics)

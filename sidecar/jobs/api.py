@@ -49,17 +49,9 @@ class JobsService:
     publisher: Celery
 
     def engine(self, credential: str | None) -> JobEngine:
-        u = self.settings.upstream
-        options = UpstreamOptions(
-            connect_timeout_s=u.connect_timeout_s,
-            read_timeout_s=u.read_timeout_s,
-            connections_per_node=4,
-            ca_file=u.ca_file,
-            verify_tls=u.verify_tls,
-            retries=u.retries,
-        )
+        options = UpstreamOptions.of(self.settings.upstream, connections_per_node=4)
         named = self.settings.jobs.credentials.get(credential) if credential else None
-        return JobEngine(u.urls, options, named)
+        return JobEngine(self.settings.upstream.urls, options, named)
 
     async def close(self) -> None:
         await self.store.redis.aclose()
@@ -289,19 +281,27 @@ async def list_jobs(request: web.Request) -> web.Response:
     return _json({"total": total, "from": start, "size": size, "jobs": jobs})
 
 
+def _refused_transition(
+    job_id: str, was: str, allowed: tuple[str, ...], verb: str
+) -> web.Response | None:
+    """The refusal of a cancel or resume the store did not make: 404 without the job, 409
+    from a state it cannot leave that way (``was``: the state before the store's script)."""
+    if not was:
+        return _refused(JobNotFound("id", f"no job {job_id!r}"))
+    if was not in allowed:
+        return _refused(JobConflict(
+            "id", f"job {job_id} is {was}: only a {' or '.join(allowed)} job {verb}"))  # fmt: skip
+    return None
+
+
 async def cancel_job(request: web.Request) -> web.Response:
     if (refused := _authorized(request)) is not None:
         return refused
     service = request.app[JOBS]
     job_id = request.match_info["id"]
     was = await service.store.cancel(job_id)
-    try:
-        if not was:
-            raise JobNotFound("id", f"no job {job_id!r}")
-        if was not in ("queued", "running"):
-            raise JobConflict("id", f"job {job_id} is {was}: only a queued or running job stops")
-    except JobError as exc:
-        return _refused(exc)
+    if (refused := _refused_transition(job_id, was, ("queued", "running"), "stops")) is not None:
+        return refused
     # Writes already started may still land: answer once none is in flight (each is bounded
     # by jobs.write_timeout_s), so nothing is written after this answer.
     deadline = time.monotonic() + service.settings.jobs.write_timeout_s + 5
@@ -318,15 +318,10 @@ async def resume_job(request: web.Request) -> web.Response:
     service = request.app[JOBS]
     job_id = request.match_info["id"]
     was = await service.store.resume(job_id)
-    try:
-        if not was:
-            raise JobNotFound("id", f"no job {job_id!r}")
-        if was not in ("cancelled", "failed"):
-            raise JobConflict(
-                "id", f"job {job_id} is {was}: only a cancelled or failed job resumes"
-            )
-    except JobError as exc:
-        return _refused(exc)
+    if (
+        refused := _refused_transition(job_id, was, ("cancelled", "failed"), "resumes")
+    ) is not None:
+        return refused
     view = await service.store.get(job_id)
     assert view is not None
     try:

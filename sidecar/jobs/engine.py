@@ -31,7 +31,7 @@ def auth_headers(credential: JobCredential | None) -> dict[str, str]:
     return {"Authorization": f"Basic {token}"}
 
 
-def _reason(body: Any) -> str:
+def engine_reason(body: Any) -> str:
     """An engine error's type and reason, e.g. ``index_not_found_exception: no such index``."""
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         error = body["error"]
@@ -81,7 +81,7 @@ class JobEngine:
         except UpstreamUnavailable as exc:
             raise JobError("index", f"the cluster cannot be reached: {exc}") from None
         if status != 200:
-            raise JobError("index", f"cannot search {index!r}: {_reason(body)}")
+            raise JobError("index", f"cannot search {index!r}: {engine_reason(body)}")
 
     async def check_target(self, index: str) -> bool:
         """Raises JobError (field ``output.index``) for a target whose mapping cannot hold the
@@ -93,7 +93,9 @@ class JobEngine:
         if status == 404:
             return False
         if status != 200 or not isinstance(body, dict):
-            raise JobError("output.index", f"cannot read the mapping of {index!r}: {_reason(body)}")
+            raise JobError(
+                "output.index", f"cannot read the mapping of {index!r}: {engine_reason(body)}"
+            )
         if len(body) != 1:
             raise JobError("output.index", f"{index!r} names {len(body)} indices, not one")
         (mapping,) = body.values()
@@ -109,9 +111,9 @@ class JobEngine:
             f"/{quote(index)}",
             {"settings": {"index": {"number_of_replicas": 0}}, "mappings": results_mapping()},
         )
-        already = isinstance(body, dict) and "already_exists" in _reason(body)
+        already = isinstance(body, dict) and "already_exists" in engine_reason(body)
         if status != 200 and not already:
-            raise JobError("output.index", f"cannot create {index!r}: {_reason(body)}")
+            raise JobError("output.index", f"cannot create {index!r}: {engine_reason(body)}")
 
     async def bulk_index(self, index: str, documents: list[tuple[str, dict[str, Any]]]) -> None:
         """Index (create or overwrite) each document under its id. Raises EngineFailed when the
@@ -122,13 +124,13 @@ class JobEngine:
             lines.append(dumps(document))
         status, body = await self.call("POST", "/_bulk", ndjson=b"\n".join(lines) + b"\n")
         if status != 200 or not isinstance(body, dict):
-            raise EngineFailed(f"the results index refused a bulk write: {_reason(body)}")
+            raise EngineFailed(f"the results index refused a bulk write: {engine_reason(body)}")
         if body.get("errors"):
             for item in body.get("items", []):
                 error = (item.get("index") or {}).get("error")
                 if error:
                     raise EngineFailed(
-                        f"the results index refused a document: {_reason({'error': error})}"
+                        f"the results index refused a document: {engine_reason({'error': error})}"
                     )
 
     async def refresh(self, index: str) -> None:
@@ -146,7 +148,7 @@ class JobEngine:
         except UpstreamUnavailable as exc:
             raise JobError("queries.ubi", f"the cluster cannot be reached: {exc}") from None
         if status != 200 or not isinstance(answer, dict):
-            raise JobError("queries.ubi", f"cannot read {source.index!r}: {_reason(answer)}")
+            raise JobError("queries.ubi", f"cannot read {source.index!r}: {engine_reason(answer)}")
         buckets = ((answer.get("aggregations") or {}).get("top") or {}).get("buckets") or []
         return [(str(b["key"]), int(b["doc_count"])) for b in buckets if str(b["key"]).strip()]
 

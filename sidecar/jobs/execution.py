@@ -21,7 +21,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sidecar.jobs.engine import EngineFailed, JobEngine
+from sidecar.jobs.engine import EngineFailed, JobEngine, engine_reason
 from sidecar.jobs.results import result_documents
 from sidecar.jobs.spec import JobSpec, QueryItem, search_body
 from sidecar.jobs.store import ACTIVE, JobStore
@@ -88,22 +88,15 @@ class RunnerContext:
     def engine(self, credential: str | None) -> JobEngine:
         engine = self.engines.get(credential)
         if engine is None:
-            u = self.settings.upstream
-            options = UpstreamOptions(
-                connect_timeout_s=u.connect_timeout_s,
-                read_timeout_s=u.read_timeout_s,
-                connections_per_node=max(8, self.settings.jobs.max_concurrency),
-                ca_file=u.ca_file,
-                verify_tls=u.verify_tls,
-                retries=u.retries,
-            )
+            pool = max(8, self.settings.jobs.max_concurrency)
+            options = UpstreamOptions.of(self.settings.upstream, connections_per_node=pool)
             named = self.settings.jobs.credentials.get(credential) if credential else None
             if credential is not None and (named is None or not named.has_secret):
                 raise JobFatal(
                     f"the credential {credential!r} is not in this runner's jobs.credentials "
                     "(with its api_key or basic_auth)"
                 )
-            engine = JobEngine(u.urls, options, named)
+            engine = JobEngine(self.settings.upstream.urls, options, named)
             self.engines[credential] = engine
         return engine
 
@@ -216,7 +209,7 @@ async def _search(engine: JobEngine, spec: JobSpec, body: dict[str, Any], attemp
         else:
             if status == 200:
                 return answer
-            reason = _engine_reason(answer)
+            reason = engine_reason(answer)
             if status == 404 and "index_not_found" in reason:
                 raise JobFatal(f"the source index is gone: {reason}")
             if status not in RETRY_STATUSES and status < 500:
@@ -225,13 +218,6 @@ async def _search(engine: JobEngine, spec: JobSpec, body: dict[str, Any], attemp
                 raise JobFatal(f"the engine keeps failing ({status}): {reason}")
         await asyncio.sleep(BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)])
     raise AssertionError("unreachable")
-
-
-def _engine_reason(answer: Any) -> str:
-    if isinstance(answer, dict) and isinstance(answer.get("error"), dict):
-        error = answer["error"]
-        return f"{error.get('type', 'error')}: {error.get('reason', '')}"[:300]
-    return str(answer)[:300]
 
 
 async def _run_query(

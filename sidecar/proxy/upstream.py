@@ -7,9 +7,13 @@ import itertools
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import aiohttp
 from yarl import URL
+
+if TYPE_CHECKING:
+    from sidecar.settings import UpstreamSettings
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
@@ -22,6 +26,20 @@ class UpstreamOptions:
     ca_file: str | None = None
     verify_tls: bool = True
     retries: int = 2
+
+    @classmethod
+    def of(
+        cls, settings: UpstreamSettings, connections_per_node: int | None = None
+    ) -> UpstreamOptions:
+        """The options ``upstream:`` sets (a pool size of the caller's own when given)."""
+        return cls(
+            connect_timeout_s=settings.connect_timeout_s,
+            read_timeout_s=settings.read_timeout_s,
+            connections_per_node=connections_per_node or settings.connections_per_node,
+            ca_file=settings.ca_file,
+            verify_tls=settings.verify_tls,
+            retries=settings.retries,
+        )
 
 
 # After refusing a request it could not parse (a request line over 4 KiB, a header over 8 KiB:

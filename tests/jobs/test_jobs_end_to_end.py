@@ -12,12 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from sidecar.app import create_app
 from sidecar.jobs.results import result_id
 from sidecar.jobs.spec import DEFAULT_SEARCH, fill
-from sidecar.settings import Settings
-from sidecar.testbed.app_thread import serve_in_thread
-from sidecar.testbed.job_runner import RunningJobRunner, start_job_runner
+from sidecar.testbed.job_runner import RunningJobRunner
 from tests.conftest import EngineHandle, ScoringWorkerHandle
 from tests.jobs.bed import (
     AUTH,
@@ -46,21 +43,6 @@ def jobs_config(
     engine: EngineHandle, scoring_worker: ScoringWorkerHandle, tiny_registry: dict[str, Any]
 ) -> dict[str, Any]:
     return config(engine.url, scoring_worker.worker.broker_url, tiny_registry)
-
-
-@pytest.fixture(scope="module")
-def sidecar(jobs_config: dict[str, Any]) -> Iterator[str]:
-    with serve_in_thread(create_app(Settings.model_validate(jobs_config))) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def runner(jobs_config: dict[str, Any]) -> Iterator[RunningJobRunner]:
-    running = start_job_runner(jobs_config)
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def test_a_200_query_job_writes_the_proxys_order_with_load_scorers_scores(

@@ -24,7 +24,7 @@ from sidecar.jobs.runner import JOBS_QUEUE, runner_celery_app
 from sidecar.jobs.spec import DEFAULT_SEARCH, fill
 from sidecar.settings import Settings
 from sidecar.testbed.app_thread import serve_in_thread
-from sidecar.testbed.job_runner import RunningJobRunner, start_job_runner
+from sidecar.testbed.job_runner import RunningJobRunner
 from tests.conftest import EngineHandle, ScoringWorkerHandle
 from tests.jobs.bed import (
     AUTH,
@@ -59,21 +59,6 @@ def jobs_config(
     yield config(opensearch.url, scoring_worker.worker.broker_url, tiny_registry,
                  chunk_size=10, credentials=CREDENTIALS)  # fmt: skip
     drop_job_indices(opensearch)
-
-
-@pytest.fixture(scope="module")
-def sidecar(jobs_config: dict[str, Any]) -> Iterator[str]:
-    with serve_in_thread(create_app(Settings.model_validate(jobs_config))) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def runner(jobs_config: dict[str, Any]) -> Iterator[RunningJobRunner]:
-    running = start_job_runner(jobs_config)
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def count(engine: EngineHandle, index: str, job_id: str) -> int:
@@ -169,7 +154,7 @@ def test_after_a_warm_cache_job_the_proxys_searches_never_reach_the_scorer(
     assert scoring_worker.metric("rerank_worker_pairs_scored_total", "tiny-text") == scored_before
 
 
-def _cli(*args: str, wait: bool = True) -> subprocess.Popen[str]:
+def _cli(*args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RERANK_")}
     env["COLUMNS"] = "200"
     argv = [sys.executable, "-m", "sidecar", "jobs", *args, "--token", TOKEN]
