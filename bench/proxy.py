@@ -784,7 +784,7 @@ def measure_dispatch(
         loadgen([
             Phase(before.url, path, unique_bodies, 40, 4, ["applied"], unique=True),
             Phase(after.url, path, unique_bodies, 40, 4, ["applied"], unique=True),
-            Phase(cached.url, path, repeated, 40, 4, ["applied"]),  # fills the cache
+            Phase(cached.url, path, repeated, 40, 4, ["applied"] * len(repeated)),  # the cache
         ])  # fmt: skip
         plan = Plan()
         cells = []
