@@ -37,7 +37,9 @@ class RunningEdge:
         """The access log's JSON records (the rerank_edge format), oldest first."""
         if not self.access_log.exists():
             return []
-        return [json.loads(line) for line in self.access_log.read_text().splitlines() if line]
+        # nginx may be half-way through writing a record: only whole lines are records yet.
+        whole, _, _ = self.access_log.read_text().rpartition("\n")
+        return [json.loads(line) for line in whole.splitlines() if line]
 
     def records_after(self, seen: int, count: int, timeout_s: float = 5.0) -> list[dict[str, Any]]:
         """The ``count`` records after the first ``seen``: nginx writes a request's record once
