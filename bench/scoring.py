@@ -340,8 +340,8 @@ def real_rows(settings: Settings, repeat: int) -> tuple[list[RealRow], float, in
         prepared = [p for p in model.prepare_many(REAL_QUERY, docs, REAL_INSTRUCTION)
                     if isinstance(p, Prepared)]  # fmt: skip
         full = sum(p.length for p in prepared)
-        groups, _ = group_by_prefix([tuple(p.input_ids[: p.prefix_len]) for p in prepared])
-        prefix = len(next(iter(groups))) if groups else 0
+        groups, _ = group_by_prefix([p.prefix_key for p in prepared])
+        prefix = prepared[0].prefix_len if groups else 0
         shared = full - prefix * (len(prepared) - 1) if groups else full
         sample = docs[: min(len(docs), 20)]
         official_tokens = sum(p.length for p in prepared[: len(sample)])

@@ -19,7 +19,9 @@ from workers.scoring.qwen3_text import Qwen3TextReranker
 from workers.scoring.shared_prefix import group_by_prefix, pack_layout, plan_packs
 
 TOLERANCE = 1e-5
-LAYOUTS = ("plain", "padded", "packed")
+LAYOUTS = ("plain", "padded", "packed", "packed-dense")
+"""``packed`` attends document by document (workers.scoring.segment_attention); ``packed-dense``
+is the same pack through one dense block-diagonal mask."""
 QUERY = {"text": "red running shoes"}
 
 
@@ -70,17 +72,18 @@ def by_layout(scorer: Scorer, *args: Any) -> dict[str, Any]:
     out = {}
     try:
         for layout in LAYOUTS:
-            model.layout = layout
+            model.layout = "packed" if layout == "packed-dense" else layout  # type: ignore[assignment]
+            model.segmented = layout == "packed"
             out[layout] = scorer.score_with_errors(*args)
     finally:
-        model.layout = "packed"
+        model.layout, model.segmented = "packed", True
     return out
 
 
 def assert_same(outcomes: dict[str, Any]) -> None:
     plain = outcomes["plain"]
     assert any(s is not None for s in plain.scores)
-    for layout in ("padded", "packed"):
+    for layout in LAYOUTS[1:]:
         other = outcomes[layout]
         assert other.errors == plain.errors, layout
         assert [s is None for s in other.scores] == [s is None for s in plain.scores]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -38,6 +38,9 @@ class Prepared:
     """How many leading ids every pair of its request shares (system message, instruction,
     query): the model may compute them once for all (``workers.scoring.shared_prefix``). 0: none
     known."""
+    prefix_key: Hashable | None = None
+    """What the shared prefix is, for grouping: pairs with equal keys compute the same prefix
+    (its ids, and for vision models a digest of its vision inputs). None: run as a plain pair."""
 
     @property
     def length(self) -> int:

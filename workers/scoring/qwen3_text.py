@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from workers.scoring.base import QWEN_REGEX_AS_IS, PairError, Prepared, left_pad, plan_batches
 from workers.scoring.prompts import (
@@ -27,11 +27,14 @@ from workers.scoring.prompts import (
     text_body,
     text_head,
 )
+from workers.scoring.segment_attention import segments_over
 from workers.scoring.shared_prefix import (
     MIN_SHARED_PREFIX,
     group_by_prefix,
-    pack_layout,
+    packed_pass,
+    padded_pass,
     plan_packs,
+    run_prefix,
 )
 
 MAX_LENGTH = 8192
@@ -74,8 +77,15 @@ class Qwen3TextReranker:
         self.tokenizer = AutoTokenizer.from_pretrained(
             path, padding_side="left", revision=revision, fix_mistral_regex=QWEN_REGEX_AS_IS
         )
+        # Packs attend document by document (workers.scoring.segment_attention) where the
+        # requested implementation can be wrapped; elsewhere through a dense mask.
+        segmented = segments_over(attn_implementation) if layout == "packed" else None
+        self.segmented = segmented is not None
         full = AutoModelForCausalLM.from_pretrained(
-            path, dtype=dtype, attn_implementation=attn_implementation, revision=revision
+            path,
+            dtype=dtype,
+            attn_implementation=segmented or attn_implementation,
+            revision=revision,
         )
         yes = self.tokenizer.convert_tokens_to_ids("yes")
         no = self.tokenizer.convert_tokens_to_ids("no")
@@ -150,31 +160,28 @@ class Qwen3TextReranker:
                 # truncation that cut into it, or a tokenizer that merged across it, keeps 0).
                 known = len(ids) > len(shared) and ids[: len(shared)] == shared
                 prefix_len = len(self.prefix_ids) + len(shared) if known else 0
+                full = self.prefix_ids + ids + self.suffix_ids
+                worth = MIN_SHARED_PREFIX <= prefix_len < len(full)
                 out[index] = Prepared(
-                    self.prefix_ids + ids + self.suffix_ids, prefix_len=prefix_len
+                    full,
+                    prefix_len=prefix_len if worth else 0,
+                    prefix_key=tuple(full[:prefix_len]) if worth else None,
                 )
         return out
 
     def forward(self, batch: Sequence[Prepared]) -> list[float]:
         if self.layout == "plain":
             return self._forward_plain(batch)
-        prefixes = [
-            tuple(p.input_ids[: p.prefix_len])
-            if MIN_SHARED_PREFIX <= p.prefix_len < p.length
-            else None
-            for p in batch
-        ]
-        groups, plain = group_by_prefix(prefixes)
+        groups, plain = group_by_prefix([p.prefix_key for p in batch])
         scores = [0.0] * len(batch)
         if plain:
             for position, value in zip(
                 plain, self._forward_plain([batch[i] for i in plain]), strict=True
             ):
                 scores[position] = value
-        for prefix, members in groups.items():
-            suffixes = [batch[i].input_ids[len(prefix) :] for i in members]
+        for members in groups.values():
             for position, value in zip(
-                members, self._forward_shared(list(prefix), suffixes), strict=True
+                members, self._forward_shared([batch[i] for i in members]), strict=True
             ):
                 scores[position] = value
         return scores
@@ -193,14 +200,11 @@ class Qwen3TextReranker:
         return self._scores(self.backbone(**inputs).last_hidden_state[:, -1])
 
     @torch.inference_mode()
-    def _forward_shared(self, prefix: list[int], suffixes: list[list[int]]) -> list[float]:
-        """Scores of ``prefix + suffix`` for every suffix, the prefix computed once."""
-        cache = DynamicCache()
-        self.backbone(
-            input_ids=torch.tensor([prefix], device=self.device),
-            past_key_values=cache,
-            use_cache=True,
-        )
+    def _forward_shared(self, pairs: Sequence[Prepared]) -> list[float]:
+        """Scores of pairs that share their first ``prefix_len`` ids, the prefix computed once."""
+        length = pairs[0].prefix_len
+        cache = run_prefix(self.backbone, pairs[0].input_ids[:length], torch.arange(length)[None])
+        suffixes = [p.input_ids[length:] for p in pairs]
         lengths = [len(s) for s in suffixes]
         scores = [0.0] * len(suffixes)
         if self.layout == "packed":
@@ -208,58 +212,16 @@ class Qwen3TextReranker:
         else:
             groups = plan_batches(lengths, self.pack_tokens, len(suffixes))
         for members in groups:
+            chosen = [suffixes[i] for i in members]
+            positions = [torch.arange(length, length + len(s))[None] for s in chosen]
             if self.layout == "packed":
-                hidden = self._packed(cache, len(prefix), [suffixes[i] for i in members])
+                hidden = packed_pass(
+                    self.backbone, cache, length, chosen, positions, self.segmented
+                )
             else:
-                hidden = self._padded(cache, len(prefix), [suffixes[i] for i in members])
+                hidden = padded_pass(
+                    self.backbone, cache, length, chosen, positions, self.pad_token_id
+                )
             for position, value in zip(members, self._scores(hidden), strict=True):
                 scores[position] = value
         return scores
-
-    def _packed(
-        self, cache: DynamicCache, prefix_len: int, suffixes: list[list[int]]
-    ) -> torch.Tensor:
-        layout = pack_layout(prefix_len, [len(s) for s in suffixes])
-        tokens = torch.tensor([[t for s in suffixes for t in s]], device=self.device)
-        total = tokens.shape[1]
-        out = self.backbone(
-            input_ids=tokens,
-            position_ids=layout.position_ids.to(self.device),
-            attention_mask=layout.mask.to(self.device),
-            past_key_values=cache,
-            use_cache=True,
-            cache_position=torch.arange(prefix_len, prefix_len + total, device=self.device),
-        )
-        cache.crop(prefix_len)  # back to the prefix alone for the next pack
-        hidden: torch.Tensor = out.last_hidden_state[0, layout.last.to(self.device)]
-        return hidden
-
-    def _padded(
-        self, cache: DynamicCache, prefix_len: int, suffixes: list[list[int]]
-    ) -> torch.Tensor:
-        rows, longest = len(suffixes), max(len(s) for s in suffixes)
-        ids = torch.full((rows, longest), self.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((rows, prefix_len + longest), dtype=torch.long)
-        mask[:, :prefix_len] = 1
-        for row, suffix in enumerate(suffixes):  # right-padded: positions follow the prefix
-            ids[row, : len(suffix)] = torch.tensor(suffix, dtype=torch.long)
-            mask[row, prefix_len : prefix_len + len(suffix)] = 1
-        batch_cache = DynamicCache()
-        for index, layer in enumerate(cache.layers):
-            keys, values = layer.keys, layer.values
-            assert keys is not None and values is not None  # filled by the prefix's pass
-            batch_cache.update(
-                keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1), index
-            )
-        positions = torch.arange(prefix_len, prefix_len + longest, device=self.device)
-        out = self.backbone(
-            input_ids=ids.to(self.device),
-            attention_mask=mask.to(self.device),
-            position_ids=positions.expand(rows, -1),
-            past_key_values=batch_cache,
-            use_cache=True,
-            cache_position=positions,
-        )
-        last = torch.tensor([len(s) - 1 for s in suffixes], device=self.device)
-        hidden: torch.Tensor = out.last_hidden_state[torch.arange(rows, device=self.device), last]
-        return hidden
