@@ -8,7 +8,7 @@
 (bf16 on disk, run in fp32 here) and compares, on the same pairs in the same run: the official
 recipe one pair at a time, our plain batching, shared-prefix (the request's prefix computed
 once, documents padded after it) and shared-prefix + packing (documents concatenated without
-padding); 100 documents of 64 tokens, 50 of 256 and 30 of mixed lengths (16-512), after a
+padding); 100 documents of 64 tokens, 100 of 256 and 100 of mixed lengths (16-512), after a
 40-token instruction and query; then small requests (1, 2, 4 documents) to find where sharing
 starts to pay. Each row says how many tokens it ran through the network and how close to this
 CPU's measured fp32 matmul throughput it ran. It replaces the real-size section of
@@ -321,9 +321,9 @@ def real_rows(settings: Settings, repeat: int) -> tuple[list[RealRow], float, in
     tokenizer = model.tokenizer
     scenarios = [
         ("100 documents of 64 tokens", exact_documents(tokenizer, [64] * 100)),
-        ("50 documents of 256 tokens", exact_documents(tokenizer, [256] * 50)),
-        ("30 documents of 16-512 tokens", exact_documents(
-            tokenizer, [16 + (i * 131) % 497 for i in range(30)])),
+        ("100 documents of 256 tokens", exact_documents(tokenizer, [256] * 100)),
+        ("100 documents of 16-512 tokens", exact_documents(
+            tokenizer, [16 + (i * 131) % 497 for i in range(100)])),
         ("1 document of 64 tokens", exact_documents(tokenizer, [64])),
         ("2 documents of 64 tokens", exact_documents(tokenizer, [64] * 2)),
         ("4 documents of 64 tokens", exact_documents(tokenizer, [64] * 4)),
@@ -402,8 +402,9 @@ def real_main(args: argparse.Namespace) -> None:
         "request's first 20 documents. *Plain batching*: our batches of whole pairs, "
         "left-padded, the last position's two logits. *Shared prefix*: the prefix run once, its "
         "key/value cache shared by the documents, padded after it. *+ packing*: the documents "
-        "concatenated after the prefix with their own positions and a block-diagonal mask, no "
-        "padding, at most 2048 real tokens per pass. *Tokens run*: what went through the network; "
+        "concatenated after the prefix with their own positions, no padding, at most 2048 real "
+        "tokens per pass, each document's attention computed against the prefix and itself only "
+        "(workers/scoring/segment_attention.py). *Tokens run*: what went through the network; "
         "*executed GFLOP/s*: 2 × parameters × tokens run per second (the official recipe adds its "
         f"full-vocabulary head), against this CPU's measured fp32 matmul throughput, "
         f"{peak:.0f} GFLOP/s (torch.mm, 2048², 2 threads). The scores of the layouts are equal "

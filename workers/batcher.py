@@ -3,7 +3,9 @@
 Each pair of a job is prepared (tokenized, media decoded) on a small thread pool, so preparing
 the next pairs overlaps the forward pass of the current batch. Prepared pairs join one queue per
 model; the model thread takes the oldest pending pairs (a window), sorts them by length and runs
-the length-group that holds the oldest pair, within a padded-token budget (longest × count).
+the length-group that holds the oldest pair, within a padded-token budget (longest × count);
+where the oldest pair has a shared prefix (``Prepared.prefix_key``), the batch is instead the
+window's pairs with that prefix, from every request that has it, so the model runs it once.
 While pairs of interactive jobs wait, the window holds only those: a bulk job's pairs (a
 rescoring job's) never make a search's batch longer, they run when no search waits.
 Pairs whose deadline has passed or whose caller gave up are dropped before they cost anything.
@@ -34,6 +36,7 @@ from workers.scoring.base import (
     cut_document,
     plan_batches,
 )
+from workers.scoring.shared_prefix import MIN_GROUP
 from workers.tracing import batch_spans, current_context
 
 
@@ -227,15 +230,38 @@ class Batcher:
             urgent = [item for item in live if not item.bulk]
             candidates = urgent or live
             window = [candidates[i] for i in range(min(self.window, len(candidates)))]
-            plan = plan_batches(
-                [i.prepared.length for i in window], self.token_budget, self.max_batch
-            )
-            # The group holding the oldest candidate goes first, so long pairs cannot starve.
-            chosen = next(group for group in plan if 0 in group)
-            batch = [window[i] for i in chosen]
+            batch = self._same_prefix(window)
+            if not batch:
+                plan = plan_batches(
+                    [i.prepared.length for i in window], self.token_budget, self.max_batch
+                )
+                # The group holding the oldest candidate goes first, so long pairs cannot
+                # starve.
+                chosen = next(group for group in plan if 0 in group)
+                batch = [window[i] for i in chosen]
             for item in batch:
                 self._pending.remove(item)
             return batch
+
+    def _same_prefix(self, window: list[_Item]) -> list[_Item]:
+        """The oldest pair and the window's other pairs with its prefix, whichever request they
+        come from, so the model computes that prefix once for all of them; the cost counted is
+        the prefix once plus each pair's own tokens. Empty where the oldest pair shares nothing
+        (it then goes by length)."""
+        oldest = window[0].prepared
+        if oldest.prefix_key is None:
+            return []
+        batch: list[_Item] = []
+        used = oldest.prefix_len
+        for item in window:
+            if item.prepared.prefix_key != oldest.prefix_key:
+                continue
+            cost = item.prepared.length - item.prepared.prefix_len
+            if batch and (used + cost > self.token_budget or len(batch) >= self.max_batch):
+                break
+            batch.append(item)
+            used += cost
+        return batch if len(batch) >= MIN_GROUP else []
 
     def _run(self) -> None:
         while True:

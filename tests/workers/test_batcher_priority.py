@@ -69,3 +69,57 @@ def test_interactive_pairs_go_ahead_of_waiting_bulk_pairs(tiny_scorers: dict[str
     assert sum(model.batches) == 26
     alone = scorer.score(query, mine)
     assert max(abs(a - b) for a, b in zip(outcomes["search"].scores, alone, strict=True)) <= 1e-5
+
+
+class RecordingModel(HeldModel):
+    """HeldModel that also records each batch's prefix keys."""
+
+    def __init__(self, model: Any) -> None:
+        super().__init__(model)
+        self.keys: list[list[Any]] = []
+
+    def forward(self, prepared: list[Any]) -> Any:
+        self.keys.append([p.prefix_key for p in prepared])
+        return super().forward(prepared)
+
+
+def test_pairs_of_one_prefix_from_different_requests_share_a_batch(
+    tiny_scorers: dict[str, Scorer],
+) -> None:
+    scorer = tiny_scorers["tiny-text"]
+    model = RecordingModel(scorer.model)
+    batcher = Batcher(model, max_batch=8)  # type: ignore[arg-type]
+    shoes, scarf = {"text": "red shoes"}, {"text": "a warm scarf"}
+    short = [{"text": f"item {i}"} for i in range(3)]
+    long = [{"text": f"a much longer description of item {i} " * 4} for i in range(3)]
+    outcomes: dict[str, Any] = {}
+
+    def run(name: str, query: dict[str, str], docs: list[dict[str, str]]) -> None:
+        outcomes[name] = batcher.score(query, docs, None, time.time() + 60)
+
+    held = threading.Thread(target=run, args=("held", scarf, [{"text": "x"}]))
+    threads = [
+        threading.Thread(target=run, args=args)
+        for args in (("a", shoes, short), ("b", scarf, short), ("c", shoes, long))
+    ]
+    try:
+        held.start()
+        wait_for(lambda: model.batches, 30, "the first batch to reach the model")
+        for depth, thread in zip((3, 6, 9), threads, strict=True):
+            thread.start()
+            wait_for(lambda d=depth: batcher.queue_depth() == d, 30, "the pairs to queue")  # type: ignore[misc]
+        model.release.set()
+        for thread in [held, *threads]:
+            thread.join(60)
+    finally:
+        model.release.set()
+        batcher.close()
+    # By length alone, a's and b's short pairs would have gone first, together.
+    assert model.batches[1:] == [6, 3]
+    first = model.keys[1]
+    assert len(set(first)) == 1 and first[0] is not None  # one prefix: a's and c's pairs
+    assert model.keys[2][0] != first[0]
+    for name, query, docs in (("a", shoes, short), ("b", scarf, short), ("c", shoes, long)):
+        alone = scorer.score(query, docs)
+        diff = max(abs(x - y) for x, y in zip(outcomes[name].scores, alone, strict=True))  # type: ignore[operator]
+        assert diff <= 1e-5, name
