@@ -30,11 +30,11 @@ from workers.scoring.prompts import (
 from workers.scoring.segment_attention import segments_over
 from workers.scoring.shared_prefix import (
     MIN_SHARED_PREFIX,
-    group_by_prefix,
     packed_pass,
     padded_pass,
     plan_packs,
     run_prefix,
+    score_by_prefix,
 )
 
 MAX_LENGTH = 8192
@@ -172,19 +172,7 @@ class Qwen3TextReranker:
     def forward(self, batch: Sequence[Prepared]) -> list[float]:
         if self.layout == "plain":
             return self._forward_plain(batch)
-        groups, plain = group_by_prefix([p.prefix_key for p in batch])
-        scores = [0.0] * len(batch)
-        if plain:
-            for position, value in zip(
-                plain, self._forward_plain([batch[i] for i in plain]), strict=True
-            ):
-                scores[position] = value
-        for members in groups.values():
-            for position, value in zip(
-                members, self._forward_shared([batch[i] for i in members]), strict=True
-            ):
-                scores[position] = value
-        return scores
+        return score_by_prefix(batch, self._forward_plain, self._forward_shared)
 
     def _scores(self, hidden: torch.Tensor) -> list[float]:
         logits = hidden @ self.head.T  # columns: no, yes

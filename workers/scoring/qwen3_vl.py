@@ -40,11 +40,11 @@ from workers.scoring.prompts import VL_DEFAULT_INSTRUCTION, VisionLimits, vl_mes
 from workers.scoring.segment_attention import segments_over
 from workers.scoring.shared_prefix import (
     MIN_SHARED_PREFIX,
-    group_by_prefix,
     packed_pass,
     padded_pass,
     plan_packs,
     run_prefix,
+    score_by_prefix,
 )
 
 # qwen-vl-utils 0.0.14 (pinned for parity with the official code) would read video files through
@@ -322,19 +322,7 @@ class Qwen3VLReranker:
     def forward(self, batch: Sequence[Prepared]) -> list[float]:
         if self.layout == "plain":
             return self._forward_plain(batch)
-        groups, plain = group_by_prefix([p.prefix_key for p in batch])
-        scores = [0.0] * len(batch)
-        if plain:
-            for position, value in zip(
-                plain, self._forward_plain([batch[i] for i in plain]), strict=True
-            ):
-                scores[position] = value
-        for members in groups.values():
-            for position, value in zip(
-                members, self._forward_shared([batch[i] for i in members]), strict=True
-            ):
-                scores[position] = value
-        return scores
+        return score_by_prefix(batch, self._forward_plain, self._forward_shared)
 
     def _scores(self, hidden: torch.Tensor) -> list[float]:
         scores = torch.sigmoid(self.score_head(hidden)).squeeze(-1)

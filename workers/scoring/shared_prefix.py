@@ -19,7 +19,7 @@ and any extra inputs (the suffixes' vision tensors); the model classes run them.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +90,24 @@ def group_by_prefix(
     for prefix in [k for k, members in groups.items() if len(members) < min_group]:
         plain.extend(groups.pop(prefix))
     return groups, sorted(plain)
+
+
+def score_by_prefix(
+    batch: Sequence[Any],
+    plain: Callable[[Sequence[Any]], list[float]],
+    shared: Callable[[Sequence[Any]], list[float]],
+) -> list[float]:
+    """Scores of a batch of prepared pairs in batch order: each group of one ``prefix_key`` by
+    ``shared``, the rest together by ``plain``."""
+    groups, alone = group_by_prefix([p.prefix_key for p in batch])
+    scores = [0.0] * len(batch)
+    runs = [(members, shared) for members in groups.values()]
+    if alone:
+        runs.append((alone, plain))
+    for members, run in runs:
+        for position, value in zip(members, run([batch[i] for i in members]), strict=True):
+            scores[position] = value
+    return scores
 
 
 def _position_ids(parts: Sequence[torch.Tensor], device: torch.device) -> torch.Tensor:
@@ -204,4 +222,5 @@ __all__ = [
     "padded_pass",
     "plan_packs",
     "run_prefix",
+    "score_by_prefix",
 ]
