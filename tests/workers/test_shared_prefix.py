@@ -13,15 +13,12 @@ import pytest
 
 from sidecar.scoring.celery_client import celery_client
 from tests.conftest import ScoringWorkerHandle
+from tests.workers.layouts import TOLERANCE, assert_same, by_layout
 from workers.contract import SCORE_TASK, ScoringJob, ScoringResult, queue_name
 from workers.scoring import Scorer, load_scorer
 from workers.scoring.qwen3_text import Qwen3TextReranker
 from workers.scoring.shared_prefix import group_by_prefix, pack_layout, plan_packs
 
-TOLERANCE = 1e-5
-LAYOUTS = ("plain", "padded", "packed", "packed-dense")
-"""``packed`` attends document by document (workers.scoring.segment_attention); ``packed-dense``
-is the same pack through one dense block-diagonal mask."""
 QUERY = {"text": "red running shoes"}
 
 
@@ -64,33 +61,6 @@ def test_plan_packs_and_grouping_by_prefix() -> None:
 @pytest.fixture(scope="module")
 def text_scorer(tiny_model_dirs: dict[str, Path]) -> Scorer:
     return load_scorer(tiny_model_dirs["qwen3"])  # its own: the test switches its layout
-
-
-def by_layout(scorer: Scorer, *args: Any) -> dict[str, Any]:
-    model = scorer.model
-    assert isinstance(model, Qwen3TextReranker)
-    out = {}
-    try:
-        for layout in LAYOUTS:
-            model.layout = "packed" if layout == "packed-dense" else layout  # type: ignore[assignment]
-            model.segmented = layout == "packed"
-            out[layout] = scorer.score_with_errors(*args)
-    finally:
-        model.layout, model.segmented = "packed", True
-    return out
-
-
-def assert_same(outcomes: dict[str, Any]) -> None:
-    plain = outcomes["plain"]
-    assert any(s is not None for s in plain.scores)
-    for layout in LAYOUTS[1:]:
-        other = outcomes[layout]
-        assert other.errors == plain.errors, layout
-        assert [s is None for s in other.scores] == [s is None for s in plain.scores]
-        diff = max(
-            abs(a - b) for a, b in zip(plain.scores, other.scores, strict=True) if a is not None
-        )
-        assert diff <= TOLERANCE, (layout, diff)
 
 
 @pytest.mark.parametrize("instruction", [None, "Find shoes for trail running", ""])

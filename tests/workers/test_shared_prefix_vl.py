@@ -16,14 +16,12 @@ from PIL import Image
 
 from sidecar.scoring.celery_client import celery_client
 from tests.conftest import ScoringWorkerHandle
+from tests.workers.layouts import TOLERANCE, assert_same, by_layout
 from tests.workers.media_files import png
 from workers.contract import SCORE_TASK, ScoringJob, ScoringResult, queue_name
 from workers.media import MediaResolver
 from workers.scoring import Prepared, Scorer, load_scorer
 from workers.scoring.qwen3_vl import Qwen3VLReranker, index_after, split_vision
-
-TOLERANCE = 1e-5
-LAYOUTS = ("plain", "padded", "packed", "packed-dense")
 
 
 @pytest.fixture(scope="module")
@@ -35,31 +33,6 @@ def model_of(scorer: Scorer) -> Qwen3VLReranker:
     model = scorer.model
     assert isinstance(model, Qwen3VLReranker)
     return model
-
-
-def by_layout(scorer: Scorer, *args: Any) -> dict[str, Any]:
-    model = model_of(scorer)
-    out = {}
-    try:
-        for layout in LAYOUTS:
-            model.layout = "packed" if layout == "packed-dense" else layout  # type: ignore[assignment]
-            model.segmented = layout == "packed"
-            out[layout] = scorer.score_with_errors(*args)
-    finally:
-        model.layout, model.segmented = "packed", True
-    return out
-
-
-def assert_same(outcomes: dict[str, Any]) -> None:
-    plain = outcomes["plain"]
-    assert any(s is not None for s in plain.scores)
-    for layout in LAYOUTS[1:]:
-        other = outcomes[layout]
-        assert other.errors == plain.errors, layout
-        diff = max(
-            abs(a - b) for a, b in zip(plain.scores, other.scores, strict=True) if a is not None
-        )
-        assert diff <= TOLERANCE, (layout, diff)
 
 
 def documents(media: Path) -> list[dict[str, Any]]:

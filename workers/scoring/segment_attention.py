@@ -62,6 +62,7 @@ def _own_mask(prefix_len: int, length: int, device: str) -> torch.Tensor:
     )
 
 
+@lru_cache(maxsize=1)  # looked up once, not per layer and pass
 def _flash_varlen() -> Callable[..., torch.Tensor] | None:
     if importlib.util.find_spec("flash_attn") is None:
         return None
