@@ -2,7 +2,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup up down test check format
+.PHONY: setup up down test check format gpu-wheels
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -28,3 +28,7 @@ check: setup
 format: setup
 	$(BIN)/ruff check --fix sidecar workers plugins tests bench deploy
 	$(BIN)/ruff format sidecar workers plugins tests bench deploy
+
+## Wheels the GPU bench needs on a bare GPU image (bench/scoring_gpu.py; docs/benchmarks.md).
+gpu-wheels: setup
+	@bash scripts/gpu_wheels.sh

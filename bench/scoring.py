@@ -44,6 +44,15 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
+from bench.real_size import (  # noqa: E402
+    INSTRUCTION,
+    QUERY,
+    exact_documents,
+    matmul_gflops,
+    matmul_parameters,
+    noise_images,
+    random_checkpoint,
+)
 from bench.report import machine, write_section  # noqa: E402
 from sidecar.settings import Settings  # noqa: E402
 from workers.random_models import cached_tiny_model  # noqa: E402
@@ -203,9 +212,15 @@ def main() -> None:
     parser.add_argument("--token-budget", type=int, default=16384)
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--real", action="store_true", help="the real 0.6B size rows instead")
+    parser.add_argument(
+        "--real-vl", action="store_true", help="the real Qwen3-VL-Reranker-2B size rows instead"
+    )
     args = parser.parse_args()
     if args.real:
         real_main(args)
+        return
+    if args.real_vl:
+        real_vl_main(args)
         return
 
     settings = Settings()
@@ -244,51 +259,10 @@ def main() -> None:
         write_section(markdown, ROOT / "docs" / "benchmarks.md", "scoring")
 
 
-# --- real-size rows (--real) ---------------------------------------------------------------
+# --- real-size rows (--real, --real-vl) ----------------------------------------------------
 
 REAL_ARCH = "qwen3-reranker-0.6b"
-REAL_INSTRUCTION = (
-    "Given a product search query from an online sports shop, retrieve the product "
-    "descriptions that best answer the query"
-)
-REAL_QUERY = {"text": "lightweight waterproof trail running shoes for wide feet and rocky paths"}
-FILLER = (
-    "This shoe has a breathable mesh upper, a cushioned midsole for long runs, a grippy rubber "
-    "outsole with deep lugs for mud and rock, a reinforced toe cap, and a gusseted tongue that "
-    "keeps debris out; it comes in red, blue and black, weighs 280 grams, and fits true to size. "
-)
-
-
-def real_model_path(settings: Settings) -> Path:
-    from workers.random_models import build_random_model
-
-    out = settings.cache_dir / "models" / f"random-{REAL_ARCH}-bf16"
-    if not (out / "config.json").is_file():
-        print(f"building a random-weight {REAL_ARCH} (once) …", file=sys.stderr)
-        build_random_model(REAL_ARCH, out, dtype="bfloat16")
-    return out
-
-
-def exact_documents(tokenizer: Any, lengths: list[int]) -> list[dict[str, Any]]:
-    """Documents of exactly ``lengths`` tokens each (a different start per document)."""
-    ids = tokenizer.encode(FILLER * 40, add_special_tokens=False)
-    docs = []
-    for i, n in enumerate(lengths):
-        start = (i * 37) % 200
-        docs.append({"text": f"item {i}: " + tokenizer.decode(ids[start : start + n - 3])})
-    return docs
-
-
-def matmul_gflops(repeat: int = 5) -> float:
-    """This CPU's fp32 matmul throughput, as torch reaches it (2048² × 2048)."""
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    torch.mm(a, b)
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        torch.mm(a, b)
-        times.append(time.perf_counter() - started)
-    return 2 * 2048**3 / min(times) / 1e9
+REAL_VL_ARCH = "qwen3-vl-reranker-2b"
 
 
 @dataclass
@@ -297,8 +271,9 @@ class RealRow:
     method: str
     pairs: int
     seconds: float
-    tokens: int  # run through the network
+    tokens: int  # run through the (language) network
     gflops: float  # executed, 2 × parameters × tokens (+ the official recipe's full-vocab head)
+    patches: int = 0  # run through the vision tower (VL rows)
 
     @property
     def pairs_per_s(self) -> float:
@@ -309,14 +284,13 @@ def real_rows(settings: Settings, repeat: int) -> tuple[list[RealRow], float, in
     from workers.scoring.qwen3_text import Qwen3TextReranker
     from workers.scoring.shared_prefix import group_by_prefix
 
-    path = real_model_path(settings)
+    path = random_checkpoint(REAL_ARCH, settings.cache_dir)
     scorer = load_scorer(path, dtype="float32")
     model = scorer.model
     assert isinstance(model, Qwen3TextReranker)
-    backbone_params = sum(p.numel() for p in model.backbone.parameters())
-    embedding = model.backbone.embed_tokens.weight.numel()
-    params = backbone_params - embedding + model.head.numel()  # matmul parameters per token
-    vocab_head = embedding  # tied: the official recipe's lm_head is the embedding matrix
+    embedding = model.backbone.embed_tokens
+    params = matmul_parameters(model.backbone, embedding) + model.head.numel()
+    vocab_head = embedding.weight.numel()  # tied: the official recipe's lm_head is the embedding
     official = OfficialTextLoop(path)
     tokenizer = model.tokenizer
     scenarios = [
@@ -331,13 +305,13 @@ def real_rows(settings: Settings, repeat: int) -> tuple[list[RealRow], float, in
     # One small request per method warms the kernels up; at this size a whole request is too
     # long to run twice (the rows are minutes each on two cores).
     warm = exact_documents(tokenizer, [64] * 2)
-    official.score_text(REAL_QUERY, warm, REAL_INSTRUCTION)
+    official.score_text(QUERY, warm, INSTRUCTION)
     for layout in ("plain", "padded", "packed"):
         model.layout = layout
-        scorer.score(REAL_QUERY, warm, REAL_INSTRUCTION)
+        scorer.score(QUERY, warm, INSTRUCTION)
     rows = []
     for name, docs in scenarios:
-        prepared = [p for p in model.prepare_many(REAL_QUERY, docs, REAL_INSTRUCTION)
+        prepared = [p for p in model.prepare_many(QUERY, docs, INSTRUCTION)
                     if isinstance(p, Prepared)]  # fmt: skip
         full = sum(p.length for p in prepared)
         groups, _ = group_by_prefix([p.prefix_key for p in prepared])
@@ -345,17 +319,16 @@ def real_rows(settings: Settings, repeat: int) -> tuple[list[RealRow], float, in
         shared = full - prefix * (len(prepared) - 1) if groups else full
         sample = docs[: min(len(docs), 20)]
         official_tokens = sum(p.length for p in prepared[: len(sample)])
-        run = functools.partial(official.score_text, REAL_QUERY, sample, REAL_INSTRUCTION)
+        run = functools.partial(official.score_text, QUERY, sample, INSTRUCTION)
         seconds = _best_seconds(run, repeat, warm_up=repeat > 1)
         flops = 2 * (params + vocab_head) * official_tokens
         rows.append(RealRow(name, "official recipe, one pair at a time", len(sample), seconds,
                             official_tokens, flops / seconds / 1e9))  # fmt: skip
         for layout, tokens in (("plain", full), ("padded", shared), ("packed", shared)):
             model.layout = layout
-            run = functools.partial(scorer.score, REAL_QUERY, docs, REAL_INSTRUCTION)
+            run = functools.partial(scorer.score, QUERY, docs, INSTRUCTION)
             seconds = _best_seconds(run, repeat, warm_up=repeat > 1)
-            label = {"plain": "ours, plain batching", "padded": "shared prefix (padded)",
-                     "packed": "shared prefix + packing"}[layout]  # fmt: skip
+            label = LAYOUT_LABELS[layout]
             rows.append(RealRow(name, label, len(docs), seconds, tokens,
                                 2 * params * tokens / seconds / 1e9))  # fmt: skip
             print(f"{name}: {label} {len(docs) / seconds:.2f} pairs/s", file=sys.stderr)
@@ -363,21 +336,24 @@ def real_rows(settings: Settings, repeat: int) -> tuple[list[RealRow], float, in
     return rows, matmul_gflops(), params
 
 
-def real_table(rows: list[RealRow], peak: float) -> str:
+def real_table(rows: list[RealRow], peak: float, baseline: str = "official") -> str:
+    vision = any(row.patches for row in rows)
     lines = [
-        "| request | method | pairs/s | speedup vs plain batching | speedup vs official "
-        "| tokens run | executed GFLOP/s | of matmul peak |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| request | method | pairs/s | speedup vs plain batching | speedup vs "
+        f"{baseline} | tokens run |{' vision patches run |' if vision else ''} "
+        "executed GFLOP/s | of matmul peak |",
+        f"| --- | --- | ---: | ---: | ---: | ---: |{' ---: |' if vision else ''} ---: | ---: |",
     ]
     for row in rows:
         same = [r for r in rows if r.scenario == row.scenario]
         plain = next(r for r in same if r.method == "ours, plain batching")
-        first = next(r for r in same if r.method.startswith("official"))
+        first = same[0]
         lines.append(
             f"| {row.scenario} | {row.method} | {row.pairs_per_s:.2f} "
             f"| {row.pairs_per_s / plain.pairs_per_s:.2f}x "
             f"| {row.pairs_per_s / first.pairs_per_s:.2f}x "
-            f"| {row.tokens} | {row.gflops:.0f} | {row.gflops / peak:.0%} |"
+            f"| {row.tokens} |{f' {row.patches} |' if vision else ''} "
+            f"{row.gflops:.0f} | {row.gflops / peak:.0%} |"
         )
     return "\n".join(lines)
 
@@ -413,6 +389,111 @@ def real_main(args: argparse.Namespace) -> None:
     )
     if not args.no_write:
         write_section(markdown, ROOT / "docs" / "benchmarks.md", "scoring-real")
+
+
+# The layouts a real-size run compares, after its one-pair-at-a-time baseline.
+LAYOUT_LABELS = {
+    "plain": "ours, plain batching",
+    "padded": "shared prefix (padded)",
+    "packed": "shared prefix + packing",
+}
+
+
+def _patches(prepared: Prepared) -> int:
+    return sum(
+        int(prepared.vision[key].shape[0])
+        for key in ("pixel_values", "pixel_values_videos")
+        if key in prepared.vision
+    )
+
+
+def real_vl_rows(settings: Settings, repeat: int, media: Path) -> tuple[list[RealRow], float]:
+    from workers.scoring.qwen3_vl import Qwen3VLReranker
+
+    path = random_checkpoint(REAL_VL_ARCH, settings.cache_dir)
+    scorer = load_scorer(path, dtype="float32", media_roots=[media])
+    model = scorer.model
+    assert isinstance(model, Qwen3VLReranker)
+    language = model.backbone.language_model
+    lm_params = matmul_parameters(language, language.embed_tokens) + model.score_head.weight.numel()
+    visual = model.backbone.visual
+    vision_params = matmul_parameters(visual, visual.pos_embed)
+    # 320 × 256 is 320 patches, 80 tokens after the 2 × 2 merge: a product photo at a modest size.
+    images = noise_images(media, 11, (320, 256))
+    image_docs = [{"image": image} for image in images[:10]]
+    image_query = {"image": images[10]}
+    text_docs = exact_documents(model.processor.tokenizer, [64] * 20)
+    scenarios = [
+        ("10 image documents, text query", QUERY, image_docs),
+        ("10 image documents, image query", image_query, image_docs),
+        ("20 documents of 64 tokens, image query", image_query, text_docs),
+    ]
+    warm = image_docs[:2]
+    for layout in LAYOUT_LABELS:
+        model.layout = layout  # type: ignore[assignment]
+        scorer.score(image_query, warm, INSTRUCTION)
+    rows = []
+    for name, query, docs in scenarios:
+        resolved = model.resolve(query)
+        prepared = [model.prepare(resolved, model.resolve(d), INSTRUCTION) for d in docs]
+        alone = model.prepare(resolved, model.resolve({"text": "x"}), INSTRUCTION)
+        prefix, query_patches = prepared[0].prefix_len, _patches(alone)
+        full = sum(p.length for p in prepared)
+        patches = sum(_patches(p) for p in prepared)
+        shared = full - prefix * (len(prepared) - 1)
+        shared_patches = patches - query_patches * (len(prepared) - 1)
+
+        def gflops(tokens: int, patches: int, seconds: float) -> float:
+            return 2 * (lm_params * tokens + vision_params * patches) / seconds / 1e9
+
+        model.layout = "plain"
+        run = functools.partial(lambda q, ds: [scorer.score(q, [d], INSTRUCTION) for d in ds],
+                                query, docs)  # fmt: skip
+        seconds = _best_seconds(run, repeat, warm_up=repeat > 1)
+        rows.append(RealRow(name, "one pair at a time (the official computation)", len(docs),
+                            seconds, full, gflops(full, patches, seconds), patches))  # fmt: skip
+        sizes = {"plain": (full, patches), "padded": (shared, shared_patches),
+                 "packed": (shared, shared_patches)}  # fmt: skip
+        for layout, label in LAYOUT_LABELS.items():
+            model.layout = layout  # type: ignore[assignment]
+            run = functools.partial(scorer.score, query, docs, INSTRUCTION)
+            seconds = _best_seconds(run, repeat, warm_up=repeat > 1)
+            tokens, seen = sizes[layout]
+            rows.append(RealRow(name, label, len(docs), seconds, tokens,
+                                gflops(tokens, seen, seconds), seen))  # fmt: skip
+            print(f"{name}: {label} {len(docs) / seconds:.2f} pairs/s", file=sys.stderr)
+        model.layout = "packed"
+    return rows, matmul_gflops()
+
+
+def real_vl_main(args: argparse.Namespace) -> None:
+    settings = Settings()
+    with tempfile.TemporaryDirectory() as media_dir:
+        rows, peak = real_vl_rows(settings, args.repeat, Path(media_dir))
+    result = real_table(rows, peak, baseline="one at a time")
+    print(result)
+    markdown = (
+        "## Scoring at the real Qwen3-VL-Reranker-2B size: image documents and image queries "
+        "(`bench/scoring.py --real-vl`)\n\n"
+        f"Run {datetime.date.today().isoformat()} on {machine()}; no GPU. The real "
+        "Qwen3-VL-Reranker-2B architecture with random weights, fp32, sdpa. Images are "
+        "distinct 320 × 256 random-noise PNGs: 320 patches through the vision tower, 80 tokens "
+        "after the 2 × 2 merge. Same pairs, same run, "
+        f"{'median' if args.repeat >= 3 else 'best'} of {args.repeat} after a two-document "
+        "warm-up of each layout, image decoding and preprocessing included. For Qwen3-VL the "
+        "official computation is the one our scorer does, so the baseline is our scorer given "
+        "one document per call. *Shared prefix*: the system message, instruction and query "
+        "(with an image query: its vision tokens, computed by the vision tower once) run once "
+        "per request, the documents after it against its key/value cache; *+ packing*: "
+        "documents concatenated without padding, each attending to the prefix and itself only. "
+        "*Executed GFLOP/s*: 2 × (language-model parameters × tokens run + vision-tower "
+        "parameters × patches run) per second, against this CPU's measured fp32 matmul "
+        f"throughput, {peak:.0f} GFLOP/s. The layouts' scores are equal "
+        "(tests/workers/test_shared_prefix_vl.py).\n\n"
+        f"{result}"
+    )
+    if not args.no_write:
+        write_section(markdown, ROOT / "docs" / "benchmarks.md", "scoring-real-vl")
 
 
 if __name__ == "__main__":
