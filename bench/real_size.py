@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from workers.random_models.build import build_random_model
+from workers.scoring import Prepared
 
 FILLER = (
     "This shoe has a breathable mesh upper, a cushioned midsole for long runs, a grippy rubber "
@@ -92,3 +93,47 @@ def matmul_parameters(module: torch.nn.Module, embedding: torch.nn.Module | None
     if embedding is not None:
         total -= sum(p.numel() for p in embedding.parameters())
     return total
+
+
+def vision_patches(prepared: Prepared) -> int:
+    """Patches a pair sends through the vision tower (images and videos)."""
+    return sum(
+        int(prepared.vision[key].shape[0])
+        for key in ("pixel_values", "pixel_values_videos")
+        if key in prepared.vision
+    )
+
+
+def request_work(
+    model: Any, query: dict[str, Any], docs: list[dict[str, Any]], instruction: str | None
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(tokens, vision patches) of a request run as whole pairs, and run with its shared prefix
+    once (the least it needs); the two are equal when it has no shared prefix."""
+    resolved = model.resolve(query)
+
+    def prepare(doc: dict[str, Any]) -> Prepared | None:
+        prepared = model.prepare(resolved, model.resolve(doc), instruction)
+        return prepared if isinstance(prepared, Prepared) else None
+
+    pairs = [p for p in map(prepare, docs) if p is not None]
+    alone = prepare({"text": "x"})
+    tokens = sum(p.length for p in pairs)
+    patches = sum(vision_patches(p) for p in pairs)
+    prefix = pairs[0].prefix_len if pairs else 0
+    if not prefix:
+        return (tokens, patches), (tokens, patches)
+    repeats = len(pairs) - 1
+    query_patches = vision_patches(alone) if alone else 0
+    return (tokens, patches), (tokens - prefix * repeats, patches - query_patches * repeats)
+
+
+def scorer_parameters(model: Any) -> tuple[int, int]:
+    """(language-model, vision-tower) parameters a token or a patch multiplies through."""
+    backbone = model.backbone
+    if hasattr(backbone, "language_model"):
+        language, visual = backbone.language_model, backbone.visual
+        return (
+            matmul_parameters(language, language.embed_tokens) + model.score_head.weight.numel(),
+            matmul_parameters(visual, visual.pos_embed),
+        )
+    return matmul_parameters(backbone, backbone.embed_tokens) + model.head.numel(), 0

@@ -49,9 +49,10 @@ from bench.real_size import (  # noqa: E402
     QUERY,
     exact_documents,
     matmul_gflops,
-    matmul_parameters,
     noise_images,
     random_checkpoint,
+    request_work,
+    scorer_parameters,
 )
 from bench.report import machine, write_section  # noqa: E402
 from sidecar.settings import Settings  # noqa: E402
@@ -289,7 +290,7 @@ def real_rows(settings: Settings, repeat: int) -> tuple[list[RealRow], float, in
     model = scorer.model
     assert isinstance(model, Qwen3TextReranker)
     embedding = model.backbone.embed_tokens
-    params = matmul_parameters(model.backbone, embedding) + model.head.numel()
+    params, _ = scorer_parameters(model)
     vocab_head = embedding.weight.numel()  # tied: the official recipe's lm_head is the embedding
     official = OfficialTextLoop(path)
     tokenizer = model.tokenizer
@@ -399,14 +400,6 @@ LAYOUT_LABELS = {
 }
 
 
-def _patches(prepared: Prepared) -> int:
-    return sum(
-        int(prepared.vision[key].shape[0])
-        for key in ("pixel_values", "pixel_values_videos")
-        if key in prepared.vision
-    )
-
-
 def real_vl_rows(settings: Settings, repeat: int, media: Path) -> tuple[list[RealRow], float]:
     from workers.scoring.qwen3_vl import Qwen3VLReranker
 
@@ -414,10 +407,7 @@ def real_vl_rows(settings: Settings, repeat: int, media: Path) -> tuple[list[Rea
     scorer = load_scorer(path, dtype="float32", media_roots=[media])
     model = scorer.model
     assert isinstance(model, Qwen3VLReranker)
-    language = model.backbone.language_model
-    lm_params = matmul_parameters(language, language.embed_tokens) + model.score_head.weight.numel()
-    visual = model.backbone.visual
-    vision_params = matmul_parameters(visual, visual.pos_embed)
+    lm_params, vision_params = scorer_parameters(model)
     # 320 × 256 is 320 patches, 80 tokens after the 2 × 2 merge: a product photo at a modest size.
     images = noise_images(media, 11, (320, 256))
     image_docs = [{"image": image} for image in images[:10]]
@@ -434,14 +424,7 @@ def real_vl_rows(settings: Settings, repeat: int, media: Path) -> tuple[list[Rea
         scorer.score(image_query, warm, INSTRUCTION)
     rows = []
     for name, query, docs in scenarios:
-        resolved = model.resolve(query)
-        prepared = [model.prepare(resolved, model.resolve(d), INSTRUCTION) for d in docs]
-        alone = model.prepare(resolved, model.resolve({"text": "x"}), INSTRUCTION)
-        prefix, query_patches = prepared[0].prefix_len, _patches(alone)
-        full = sum(p.length for p in prepared)
-        patches = sum(_patches(p) for p in prepared)
-        shared = full - prefix * (len(prepared) - 1)
-        shared_patches = patches - query_patches * (len(prepared) - 1)
+        (full, patches), (shared, shared_patches) = request_work(model, query, docs, INSTRUCTION)
 
         def gflops(tokens: int, patches: int, seconds: float) -> float:
             return 2 * (lm_params * tokens + vision_params * patches) / seconds / 1e9

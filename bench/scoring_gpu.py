@@ -52,13 +52,14 @@ from bench.real_size import (  # noqa: E402
     default_cache_dir,
     exact_documents,
     matmul_gflops,
-    matmul_parameters,
     noise_images,
     random_checkpoint,
+    request_work,
+    scorer_parameters,
 )
 from bench.report import write_section  # noqa: E402
 from workers.random_models.build import cached_tiny_model  # noqa: E402
-from workers.scoring import Prepared, Scorer, load_scorer  # noqa: E402
+from workers.scoring import Scorer, load_scorer  # noqa: E402
 
 ARCHS = {"qwen3-reranker-0.6b": "qwen3", "qwen3-vl-reranker-2b": "qwen3-vl"}
 LAYOUTS = ("plain", "padded", "packed")
@@ -92,57 +93,6 @@ def percentile(values: list[float], q: float) -> float:
     low = int(position)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def _patches(prepared: Prepared) -> int:
-    return sum(
-        int(prepared.vision[key].shape[0])
-        for key in ("pixel_values", "pixel_values_videos")
-        if key in prepared.vision
-    )
-
-
-def _prepare(scorer: Scorer, query: dict[str, Any], docs: list[dict[str, Any]]) -> list[Prepared]:
-    model = scorer.model
-    resolved = model.resolve(query)
-    out = []
-    for doc in docs:
-        prepared = model.prepare(resolved, model.resolve(doc), INSTRUCTION)
-        if isinstance(prepared, Prepared):
-            out.append(prepared)
-    return out
-
-
-def useful_work(
-    scorer: Scorer, query: dict[str, Any], docs: list[dict[str, Any]]
-) -> tuple[int, int]:
-    """(tokens, vision patches) a request needs at least: its shared prefix once, then every
-    document's own part. With no shared prefix, every pair whole."""
-    prepared = _prepare(scorer, query, docs)
-    alone = _prepare(scorer, query, [{"text": "x"}])
-    query_patches = _patches(alone[0]) if alone else 0
-    prefix = prepared[0].prefix_len if prepared else 0
-    tokens = sum(p.length for p in prepared)
-    patches = sum(_patches(p) for p in prepared)
-    if prefix:
-        tokens -= prefix * (len(prepared) - 1)
-        patches -= query_patches * (len(prepared) - 1)
-    return tokens, patches
-
-
-def parameters(scorer: Scorer) -> tuple[int, int]:
-    """(language-model, vision-tower) parameters a token or patch multiplies through."""
-    model: Any = scorer.model
-    backbone = model.backbone
-    if hasattr(backbone, "language_model"):
-        language = backbone.language_model
-        head = model.score_head.weight.numel()
-        visual = backbone.visual
-        return (
-            matmul_parameters(language, language.embed_tokens) + head,
-            matmul_parameters(visual, visual.pos_embed),
-        )
-    return matmul_parameters(backbone, backbone.embed_tokens) + model.head.numel(), 0
 
 
 def timed_runs(run: Callable[[], object], repeat: int, device: str) -> list[float]:
@@ -236,12 +186,12 @@ class Run:
             media_roots=[media],
             token_budget=self.args.token_budget,
         )
-        lm_params, vision_params = parameters(scorer)
+        lm_params, vision_params = scorer_parameters(scorer.model)
         layouts = list(self.args.layouts.split(","))
         if self.args.compile:
             layouts.append("packed + torch.compile")
         for name, query, request_docs in requests(ARCHS[arch], scorer, docs, tokens, media):
-            useful, patches = useful_work(scorer, query, request_docs)
+            _, (useful, patches) = request_work(scorer.model, query, request_docs, INSTRUCTION)
             gflop = 2 * (lm_params * useful + vision_params * patches) / 1e9
             for layout in layouts:
                 label = f"{arch} {attention} {name} {layout}"
