@@ -3,16 +3,18 @@
     .venv/bin/python bench/scoring.py            # tiny models on this machine's CPU
     .venv/bin/python bench/scoring.py --repeat 5 --no-write
     .venv/bin/python bench/scoring.py --real     # the real Qwen3-Reranker-0.6B size (below)
+    .venv/bin/python bench/scoring.py --threshold  # where sharing a prefix starts to pay
+    .venv/bin/python bench/scoring.py --real-vl  # the real Qwen3-VL-Reranker-2B size
 
 ``--real`` builds a random-weight checkpoint of the real Qwen3-Reranker-0.6B architecture once
 (bf16 on disk, run in fp32 here) and compares, on the same pairs in the same run: the official
 recipe one pair at a time, our plain batching, shared-prefix (the request's prefix computed
 once, documents padded after it) and shared-prefix + packing (documents concatenated without
 padding); 100 documents of 64 tokens, 100 of 256 and 100 of mixed lengths (16-512), after a
-40-token instruction and query; then small requests (1, 2, 4 documents) to find where sharing
-starts to pay. Each row says how many tokens it ran through the network and how close to this
-CPU's measured fp32 matmul throughput it ran. It replaces the real-size section of
-docs/benchmarks.md.
+40-token instruction and query. ``--threshold`` runs small requests (1-8 documents) with
+sharing forced on, to find where it starts to pay (``MIN_GROUP``). Each row says how many tokens
+it ran through the network and how close to this CPU's measured fp32 matmul throughput it ran.
+Each replaces its own section of docs/benchmarks.md.
 
 Prints a table and replaces the scoring section of docs/benchmarks.md (machine and date
 included). Every column includes preparation (tokenizing, image decoding). Two baselines:
@@ -57,8 +59,9 @@ from bench.real_size import (  # noqa: E402
 from bench.report import machine, write_section  # noqa: E402
 from sidecar.settings import Settings  # noqa: E402
 from workers.random_models import cached_tiny_model  # noqa: E402
-from workers.scoring import Prepared, Scorer, load_scorer  # noqa: E402
+from workers.scoring import Scorer, load_scorer  # noqa: E402
 from workers.scoring.prompts import TEXT_PREFIX, TEXT_SUFFIX, text_body  # noqa: E402
+from workers.scoring.shared_prefix import MIN_GROUP  # noqa: E402
 
 WORDS = [
     "red",
@@ -216,7 +219,13 @@ def main() -> None:
     parser.add_argument(
         "--real-vl", action="store_true", help="the real Qwen3-VL-Reranker-2B size rows instead"
     )
+    parser.add_argument(
+        "--threshold", action="store_true", help="small real-size requests: where sharing pays"
+    )
     args = parser.parse_args()
+    if args.threshold:
+        threshold_main(args)
+        return
     if args.real:
         real_main(args)
         return
@@ -281,17 +290,45 @@ class RealRow:
         return self.pairs / self.seconds
 
 
-def real_rows(settings: Settings, repeat: int) -> tuple[list[RealRow], float, int]:
+def _real_text_scorer(settings: Settings) -> tuple[Scorer, Any, int, Path]:
     from workers.scoring.qwen3_text import Qwen3TextReranker
-    from workers.scoring.shared_prefix import group_by_prefix
 
     path = random_checkpoint(REAL_ARCH, settings.cache_dir)
     scorer = load_scorer(path, dtype="float32")
     model = scorer.model
     assert isinstance(model, Qwen3TextReranker)
-    embedding = model.backbone.embed_tokens
     params, _ = scorer_parameters(model)
-    vocab_head = embedding.weight.numel()  # tied: the official recipe's lm_head is the embedding
+    # One small request per layout warms the kernels up; at this size a whole request is too
+    # long to run twice (the rows are minutes each on two cores).
+    warm = exact_documents(model.tokenizer, [64] * 2)
+    for layout in LAYOUT_LABELS:
+        model.layout = layout
+        scorer.score(QUERY, warm, INSTRUCTION)
+    return scorer, model, params, path
+
+
+def _layout_rows(
+    scorer: Scorer, name: str, docs: list[dict[str, Any]], params: int, repeat: int
+) -> list[RealRow]:
+    """One row per layout of ``LAYOUT_LABELS`` for one request; the model ends packed."""
+    model: Any = scorer.model
+    (full, _), (shared, _) = request_work(model, QUERY, docs, INSTRUCTION)
+    rows = []
+    for layout, label in LAYOUT_LABELS.items():
+        model.layout = layout
+        tokens = full if layout == "plain" else shared
+        run = functools.partial(scorer.score, QUERY, docs, INSTRUCTION)
+        seconds = _best_seconds(run, repeat, warm_up=repeat > 1)
+        rows.append(RealRow(name, label, len(docs), seconds, tokens,
+                            2 * params * tokens / seconds / 1e9))  # fmt: skip
+        print(f"{name}: {label} {len(docs) / seconds:.2f} pairs/s", file=sys.stderr)
+    model.layout = "packed"
+    return rows
+
+
+def real_rows(settings: Settings, repeat: int) -> tuple[list[RealRow], float, int]:
+    scorer, model, params, path = _real_text_scorer(settings)
+    vocab_head = model.backbone.embed_tokens.weight.numel()  # tied: the official lm_head
     official = OfficialTextLoop(path)
     tokenizer = model.tokenizer
     scenarios = [
@@ -299,51 +336,50 @@ def real_rows(settings: Settings, repeat: int) -> tuple[list[RealRow], float, in
         ("100 documents of 256 tokens", exact_documents(tokenizer, [256] * 100)),
         ("100 documents of 16-512 tokens", exact_documents(
             tokenizer, [16 + (i * 131) % 497 for i in range(100)])),
-        ("1 document of 64 tokens", exact_documents(tokenizer, [64])),
-        ("2 documents of 64 tokens", exact_documents(tokenizer, [64] * 2)),
-        ("4 documents of 64 tokens", exact_documents(tokenizer, [64] * 4)),
     ]  # fmt: skip
-    # One small request per method warms the kernels up; at this size a whole request is too
-    # long to run twice (the rows are minutes each on two cores).
-    warm = exact_documents(tokenizer, [64] * 2)
-    official.score_text(QUERY, warm, INSTRUCTION)
-    for layout in ("plain", "padded", "packed"):
-        model.layout = layout
-        scorer.score(QUERY, warm, INSTRUCTION)
+    official.score_text(QUERY, exact_documents(tokenizer, [64] * 2), INSTRUCTION)
     rows = []
     for name, docs in scenarios:
-        prepared = [p for p in model.prepare_many(QUERY, docs, INSTRUCTION)
-                    if isinstance(p, Prepared)]  # fmt: skip
-        full = sum(p.length for p in prepared)
-        groups, _ = group_by_prefix([p.prefix_key for p in prepared])
-        prefix = prepared[0].prefix_len if groups else 0
-        shared = full - prefix * (len(prepared) - 1) if groups else full
         sample = docs[: min(len(docs), 20)]
-        official_tokens = sum(p.length for p in prepared[: len(sample)])
+        (official_tokens, _), _ = request_work(model, QUERY, sample, INSTRUCTION)
         run = functools.partial(official.score_text, QUERY, sample, INSTRUCTION)
         seconds = _best_seconds(run, repeat, warm_up=repeat > 1)
         flops = 2 * (params + vocab_head) * official_tokens
         rows.append(RealRow(name, "official recipe, one pair at a time", len(sample), seconds,
                             official_tokens, flops / seconds / 1e9))  # fmt: skip
-        for layout, tokens in (("plain", full), ("padded", shared), ("packed", shared)):
-            model.layout = layout
-            run = functools.partial(scorer.score, QUERY, docs, INSTRUCTION)
-            seconds = _best_seconds(run, repeat, warm_up=repeat > 1)
-            label = LAYOUT_LABELS[layout]
-            rows.append(RealRow(name, label, len(docs), seconds, tokens,
-                                2 * params * tokens / seconds / 1e9))  # fmt: skip
-            print(f"{name}: {label} {len(docs) / seconds:.2f} pairs/s", file=sys.stderr)
-        model.layout = "packed"
+        rows += _layout_rows(scorer, name, docs, params, repeat)
     return rows, matmul_gflops(), params
 
 
-def real_table(rows: list[RealRow], peak: float, baseline: str = "official") -> str:
+THRESHOLD_SIZES = (1, 2, 3, 4, 6, 8)
+
+
+def threshold_rows(settings: Settings, repeat: int) -> tuple[list[RealRow], float, int]:
+    """Small requests with sharing forced on (any group size), to find where it starts to pay:
+    the measurement ``MIN_GROUP`` comes from."""
+    scorer, model, params, _ = _real_text_scorer(settings)
+    model.min_group = 1
+    rows = []
+    try:
+        for n in THRESHOLD_SIZES:
+            docs = exact_documents(model.tokenizer, [64] * n)
+            name = f"{n} document{'s' if n > 1 else ''} of 64 tokens"
+            rows += _layout_rows(scorer, name, docs, params, repeat)
+    finally:
+        model.min_group = MIN_GROUP
+    return rows, matmul_gflops(), params
+
+
+def real_table(rows: list[RealRow], peak: float, baseline: str | None = "official") -> str:
+    """``baseline``: the label of each request's first row, for a second speedup column (none
+    where the first row is plain batching)."""
     vision = any(row.patches for row in rows)
     lines = [
-        "| request | method | pairs/s | speedup vs plain batching | speedup vs "
-        f"{baseline} | tokens run |{' vision patches run |' if vision else ''} "
-        "executed GFLOP/s | of matmul peak |",
-        f"| --- | --- | ---: | ---: | ---: | ---: |{' ---: |' if vision else ''} ---: | ---: |",
+        "| request | method | pairs/s | speedup vs plain batching |"
+        f"{f' speedup vs {baseline} |' if baseline else ''} tokens run |"
+        f"{' vision patches run |' if vision else ''} executed GFLOP/s | of matmul peak |",
+        f"| --- | --- | ---: | ---: |{' ---: |' if baseline else ''} ---: |"
+        f"{' ---: |' if vision else ''} ---: | ---: |",
     ]
     for row in rows:
         same = [r for r in rows if r.scenario == row.scenario]
@@ -352,7 +388,7 @@ def real_table(rows: list[RealRow], peak: float, baseline: str = "official") -> 
         lines.append(
             f"| {row.scenario} | {row.method} | {row.pairs_per_s:.2f} "
             f"| {row.pairs_per_s / plain.pairs_per_s:.2f}x "
-            f"| {row.pairs_per_s / first.pairs_per_s:.2f}x "
+            f"{f'| {row.pairs_per_s / first.pairs_per_s:.2f}x ' if baseline else ''}"
             f"| {row.tokens} |{f' {row.patches} |' if vision else ''} "
             f"{row.gflops:.0f} | {row.gflops / peak:.0%} |"
         )
@@ -390,6 +426,30 @@ def real_main(args: argparse.Namespace) -> None:
     )
     if not args.no_write:
         write_section(markdown, ROOT / "docs" / "benchmarks.md", "scoring-real")
+
+
+def threshold_main(args: argparse.Namespace) -> None:
+    rows, peak, params = threshold_rows(Settings(), args.repeat)
+    result = real_table(rows, peak, baseline=None)
+    print(result)
+    markdown = (
+        "## Where sharing a prefix starts to pay: small requests at the real 0.6B size "
+        "(`bench/scoring.py --threshold`)\n\n"
+        f"Run {datetime.date.today().isoformat()} on {machine()}; no GPU. The real "
+        f"Qwen3-Reranker-0.6B architecture with random weights, fp32, sdpa, {params / 1e6:.0f} M "
+        "matmul parameters per token; the instruction and query of the `--real` section, documents "
+        "of exactly 64 tokens. Sharing is forced on for every group size here; in service, a "
+        f"prefix shared by fewer than `MIN_GROUP` = {MIN_GROUP} pairs runs as plain pairs "
+        "(workers/scoring/shared_prefix.py), the threshold these rows measure. "
+        f"{'Median' if args.repeat >= 3 else 'Best'} of {args.repeat} runs after one more, "
+        "tokenizing included. Below the threshold the prefix pass is a forward of its own whose "
+        "few tokens use the CPU poorly, and the documents' pass is small too; the tokens saved "
+        "do not cover it. Against this CPU's measured fp32 matmul throughput, "
+        f"{peak:.0f} GFLOP/s.\n\n"
+        f"{result}"
+    )
+    if not args.no_write:
+        write_section(markdown, ROOT / "docs" / "benchmarks.md", "scoring-threshold")
 
 
 # The layouts a real-size run compares, after its one-pair-at-a-time baseline.

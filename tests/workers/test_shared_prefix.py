@@ -17,7 +17,7 @@ from tests.workers.layouts import TOLERANCE, assert_same, by_layout
 from workers.contract import SCORE_TASK, ScoringJob, ScoringResult, queue_name
 from workers.scoring import Scorer, load_scorer
 from workers.scoring.qwen3_text import Qwen3TextReranker
-from workers.scoring.shared_prefix import group_by_prefix, pack_layout, plan_packs
+from workers.scoring.shared_prefix import MIN_GROUP, group_by_prefix, pack_layout, plan_packs
 
 QUERY = {"text": "red running shoes"}
 
@@ -54,8 +54,13 @@ def test_pack_layout_opens_the_prefix_and_each_documents_own_past() -> None:
 
 def test_plan_packs_and_grouping_by_prefix() -> None:
     assert plan_packs([3, 3, 3, 9, 1], 6) == [[0, 1], [2], [3], [4]]
-    groups, plain = group_by_prefix([(1, 2), None, (1, 2), (3,), (1, 2)])
+    keys = [(1, 2), None, (1, 2), (3,), (1, 2)]
+    groups, plain = group_by_prefix(keys, min_group=2)
     assert groups == {(1, 2): [0, 2, 4]} and plain == [1, 3]
+    groups, plain = group_by_prefix(keys, min_group=4)  # three pairs, under a threshold of four
+    assert groups == {} and plain == [0, 1, 2, 3, 4]
+    groups, plain = group_by_prefix([*keys, (1, 2), (3,)], min_group=4)
+    assert groups == {(1, 2): [0, 2, 4, 5]} and plain == [1, 3, 6]
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +85,26 @@ def test_the_shared_prefix_is_claimed_only_where_the_ids_start_with_it(text_scor
     first = shared[0]
     for p in shared:
         assert p.input_ids[: p.prefix_len] == first.input_ids[: first.prefix_len]
+
+
+@pytest.mark.parametrize("count", [MIN_GROUP - 1, MIN_GROUP])
+def test_a_request_under_the_threshold_runs_as_plain_pairs(text_scorer: Scorer, count: int) -> None:
+    model = text_scorer.model
+    assert isinstance(model, Qwen3TextReranker)
+    calls: list[int] = []
+    shared = model._forward_shared
+    model._forward_shared = lambda batch: calls.append(len(batch)) or shared(batch)  # type: ignore[method-assign]
+    try:
+        scores = text_scorer.score(QUERY, documents()[:count])
+    finally:
+        del model._forward_shared
+    assert calls == ([] if count < MIN_GROUP else [count])
+    model.layout = "plain"
+    try:
+        plain = text_scorer.score(QUERY, documents()[:count])
+    finally:
+        model.layout = "packed"
+    assert max(abs(a - b) for a, b in zip(scores, plain, strict=True)) <= TOLERANCE
 
 
 def test_the_truncation_boundary_scores_the_same(tiny_model_dirs: dict[str, Path]) -> None:

@@ -29,6 +29,7 @@ from workers.scoring.prompts import (
 )
 from workers.scoring.segment_attention import segments_over
 from workers.scoring.shared_prefix import (
+    MIN_GROUP,
     MIN_SHARED_PREFIX,
     packed_pass,
     padded_pass,
@@ -74,6 +75,7 @@ class Qwen3TextReranker:
     ) -> None:
         self.layout: Layout = layout
         self.pack_tokens = pack_tokens
+        self.min_group = MIN_GROUP
         self.tokenizer = AutoTokenizer.from_pretrained(
             path, padding_side="left", revision=revision, fix_mistral_regex=QWEN_REGEX_AS_IS
         )
@@ -172,7 +174,7 @@ class Qwen3TextReranker:
     def forward(self, batch: Sequence[Prepared]) -> list[float]:
         if self.layout == "plain":
             return self._forward_plain(batch)
-        return score_by_prefix(batch, self._forward_plain, self._forward_shared)
+        return score_by_prefix(batch, self._forward_plain, self._forward_shared, self.min_group)
 
     def _scores(self, hidden: torch.Tensor) -> list[float]:
         logits = hidden @ self.head.T  # columns: no, yes

@@ -39,6 +39,7 @@ from workers.scoring.base import (
 from workers.scoring.prompts import VL_DEFAULT_INSTRUCTION, VisionLimits, vl_messages
 from workers.scoring.segment_attention import segments_over
 from workers.scoring.shared_prefix import (
+    MIN_GROUP,
     MIN_SHARED_PREFIX,
     packed_pass,
     padded_pass,
@@ -164,6 +165,7 @@ class Qwen3VLReranker:
     ) -> None:
         self.layout: Layout = layout
         self.pack_tokens = pack_tokens
+        self.min_group = MIN_GROUP
         # The language model's packs attend document by document (segment_attention); the
         # vision tower keeps the implementation asked for.
         segmented = segments_over(attn_implementation) if layout == "packed" else None
@@ -322,7 +324,7 @@ class Qwen3VLReranker:
     def forward(self, batch: Sequence[Prepared]) -> list[float]:
         if self.layout == "plain":
             return self._forward_plain(batch)
-        return score_by_prefix(batch, self._forward_plain, self._forward_shared)
+        return score_by_prefix(batch, self._forward_plain, self._forward_shared, self.min_group)
 
     def _scores(self, hidden: torch.Tensor) -> list[float]:
         scores = torch.sigmoid(self.score_head(hidden)).squeeze(-1)

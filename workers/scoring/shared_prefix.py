@@ -31,9 +31,11 @@ from workers.scoring.segment_attention import Segments, pack_mask_placeholder
 MIN_SHARED_PREFIX = 16
 """Shorter prefixes are not worth a separate pass (every Qwen3 prompt's system message alone is
 longer)."""
-MIN_GROUP = 2
-"""A prefix shared by fewer pairs runs as plain pairs: one pair gains nothing (bench/scoring.py
-measures the crossover)."""
+MIN_GROUP = 3
+"""A prefix shared by fewer pairs runs as plain pairs. At the real 0.6B size on CPU one pair is
+30% slower shared (the prefix's pass is extra); two pairs were 6% slower on one machine and 16%
+faster on another; from three on, sharing paid in every run (bench/scoring.py --threshold,
+decision 0014)."""
 
 
 @dataclass(frozen=True)
@@ -96,10 +98,11 @@ def score_by_prefix(
     batch: Sequence[Any],
     plain: Callable[[Sequence[Any]], list[float]],
     shared: Callable[[Sequence[Any]], list[float]],
+    min_group: int = MIN_GROUP,
 ) -> list[float]:
     """Scores of a batch of prepared pairs in batch order: each group of one ``prefix_key`` by
     ``shared``, the rest together by ``plain``."""
-    groups, alone = group_by_prefix([p.prefix_key for p in batch])
+    groups, alone = group_by_prefix([p.prefix_key for p in batch], min_group)
     scores = [0.0] * len(batch)
     runs = [(members, shared) for members in groups.values()]
     if alone:
