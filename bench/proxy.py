@@ -136,7 +136,8 @@ def sidecar_settings(engine_url: str) -> Settings:
 class Phase:
     """``total`` POSTs of ``bodies`` (cycled) to ``url + path`` from ``clients`` concurrent
     clients. ``expect[i]`` is the X-Rerank-Status body ``i`` must get ("absent": none; "": not
-    checked). ``unique``: ``__N__`` in a body becomes the request's number."""
+    checked). ``unique``: ``__N__`` in a body becomes the request's number, after a salt of the
+    phase's own."""
 
     url: str
     path: str
@@ -206,12 +207,15 @@ async def run_phase(session: aiohttp.ClientSession, phase: Phase) -> Measured:
     took: list[float] = []
     statuses: dict[str, int] = {}
     counter = iter(range(phase.total))
+    # A number of its own in every phase, so that no search of a unique phase repeats one of an
+    # earlier phase (the score cache would answer it).
+    salt = os.urandom(4).hex().encode()
 
     async def client() -> None:
         for n in counter:
             body = bodies[n % len(bodies)]
             if phase.unique:
-                body = body.replace(b"__N__", str(n).encode())
+                body = body.replace(b"__N__", salt + str(n).encode())
             started = time.perf_counter()
             async with session.post(url, data=body, headers=headers) as response:
                 data = await response.read()
@@ -755,6 +759,8 @@ def measure_celery(
 DISPATCH_ROWS = {
     "celery": "Celery's send_task on a thread (`dispatch.publisher: celery`, before)",
     "direct": "the sidecar's own task message, LPUSH on the event loop (`direct`, after)",
+    "missed": "the same with the score cache on (the default): every pair looked up, a miss, "
+    "sent, and its score written back",
     "cached": "every pair a score-cache hit (no job sent)",
 }
 
@@ -778,12 +784,15 @@ def measure_dispatch(
         SidecarProcess(engine_url, celery_broker=broker, model_path=model_path,
                        publisher="direct") as after,
         SidecarProcess(engine_url, celery_broker=broker, model_path=model_path,
+                       publisher="direct", celery_cache=True) as missed,
+        SidecarProcess(engine_url, celery_broker=broker, model_path=model_path,
                        publisher="direct", celery_cache=True) as cached,
     ):  # fmt: skip
-        sidecars = {"celery": before, "direct": after, "cached": cached}
+        sidecars = {"celery": before, "direct": after, "missed": missed, "cached": cached}
         loadgen([
             Phase(before.url, path, unique_bodies, 40, 4, ["applied"], unique=True),
             Phase(after.url, path, unique_bodies, 40, 4, ["applied"], unique=True),
+            Phase(missed.url, path, unique_bodies, 40, 4, ["applied"], unique=True),
             Phase(cached.url, path, repeated, 40, 4, ["applied"] * len(repeated)),  # the cache
         ])  # fmt: skip
         plan = Plan()
@@ -818,11 +827,13 @@ def render_dispatch(rows: list[tuple[str, int, Measured]], engine_version: str) 
         )
     paragraph = (
         f"Run {datetime.date.today().isoformat()} on {machine()}; OpenSearch {engine_version} "
-        "(test bed). Three sidecar processes side by side (the app `rerank-sidecar serve` "
+        "(test bed). Four sidecar processes side by side (the app `rerank-sidecar serve` "
         "builds), the rows interleaved round by round: a size-20 match search reranked at window "
         "20, every search a query text of its own, each window sent through Redis to the same "
         f"real Celery worker ({CELERY_WORKER_THREADS} task threads, the tiny Qwen3 text model, "
-        "real forward passes) with Celery's publisher or with the sidecar's own task message; "
+        "real forward passes) with Celery's publisher or with the sidecar's own task message, "
+        "the latter also with the score cache on (the default: every pair of a new search "
+        "looked up, missed, sent, and its score written back with one Lua script call); "
         "and the same searches answered from the score cache (every pair a hit, no job sent), "
         "the floor of the rerank path. Sidecar CPU is the sidecar process's user + system time "
         "per search (/proc), the engine's search and the merge included."

@@ -5,6 +5,7 @@
     .venv/bin/python bench/scoring.py --real     # the real Qwen3-Reranker-0.6B size (below)
     .venv/bin/python bench/scoring.py --threshold  # where sharing a prefix starts to pay
     .venv/bin/python bench/scoring.py --real-vl  # the real Qwen3-VL-Reranker-2B size
+    .venv/bin/python bench/scoring.py --plain-budget --repeat 1  # plain batching's token budget
 
 ``--real`` builds a random-weight checkpoint of the real Qwen3-Reranker-0.6B architecture once
 (bf16 on disk, run in fp32 here) and compares, on the same pairs in the same run: the official
@@ -12,8 +13,11 @@ recipe one pair at a time, our plain batching, shared-prefix (the request's pref
 once, documents padded after it) and shared-prefix + packing (documents concatenated without
 padding); 100 documents of 64 tokens, 100 of 256 and 100 of mixed lengths (16-512), after a
 40-token instruction and query. ``--threshold`` runs small requests (1-8 documents) with
-sharing forced on, to find where it starts to pay (``MIN_GROUP``). Each row says how many tokens
-it ran through the network and how close to this CPU's measured fp32 matmul throughput it ran.
+sharing forced on, to find where it starts to pay (``MIN_GROUP``). ``--plain-budget`` runs
+plain batching at smaller token budgets than the default, to check that the baseline the
+shared-prefix rows are held against is not slowed by a batch too large for this CPU. Each row
+says how many tokens it ran through the network and how close to this CPU's measured fp32
+matmul throughput it ran.
 Each replaces its own section of docs/benchmarks.md.
 
 Prints a table and replaces the scoring section of docs/benchmarks.md (machine and date
@@ -222,9 +226,15 @@ def main() -> None:
     parser.add_argument(
         "--threshold", action="store_true", help="small real-size requests: where sharing pays"
     )
+    parser.add_argument(
+        "--plain-budget", action="store_true", help="plain batching at smaller token budgets"
+    )
     args = parser.parse_args()
     if args.threshold:
         threshold_main(args)
+        return
+    if args.plain_budget:
+        plain_budget_main(args)
         return
     if args.real:
         real_main(args)
@@ -368,6 +378,63 @@ def threshold_rows(settings: Settings, repeat: int) -> tuple[list[RealRow], floa
     finally:
         model.min_group = MIN_GROUP
     return rows, matmul_gflops(), params
+
+
+PLAIN_BUDGETS = (16384, 4096, 2048, 1024)
+
+
+def plain_budget_rows(settings: Settings, repeat: int) -> tuple[list[RealRow], float, int]:
+    """100 documents of 64 tokens in plain batches of several token budgets (the first is the
+    default the other rows use), then shared prefix + packing at the default for reference."""
+    scorer, model, params, _ = _real_text_scorer(settings)
+    docs = exact_documents(model.tokenizer, [64] * 100)
+    (full, _), (shared, _) = request_work(model, QUERY, docs, INSTRUCTION)
+    name = "100 documents of 64 tokens"
+    rows = []
+    for budget in PLAIN_BUDGETS:
+        model.layout = "plain"
+        budgeted = Scorer(model, token_budget=budget, max_batch=scorer.max_batch)
+        try:
+            run = functools.partial(budgeted.score, QUERY, docs, INSTRUCTION)
+            seconds = _best_seconds(run, repeat, warm_up=repeat > 1)
+        finally:
+            budgeted.close()
+        label = (
+            "ours, plain batching" if budget == PLAIN_BUDGETS[0]
+            else f"plain batching, token budget {budget}"
+        )  # fmt: skip
+        rows.append(RealRow(name, label, len(docs), seconds, full,
+                            2 * params * full / seconds / 1e9))  # fmt: skip
+        print(f"plain, budget {budget}: {len(docs) / seconds:.2f} pairs/s", file=sys.stderr)
+    model.layout = "packed"
+    run = functools.partial(scorer.score, QUERY, docs, INSTRUCTION)
+    seconds = _best_seconds(run, repeat, warm_up=repeat > 1)
+    rows.append(RealRow(name, "shared prefix + packing", len(docs), seconds, shared,
+                        2 * params * shared / seconds / 1e9))  # fmt: skip
+    return rows, matmul_gflops(), params
+
+
+def plain_budget_main(args: argparse.Namespace) -> None:
+    rows, peak, params = plain_budget_rows(Settings(), args.repeat)
+    result = real_table(rows, peak, baseline=None)
+    print(result)
+    markdown = (
+        "## Plain batching's token budget at the real 0.6B size (`bench/scoring.py "
+        "--plain-budget`)\n\n"
+        f"Run {datetime.date.today().isoformat()} on {machine()}; no GPU. The real "
+        f"Qwen3-Reranker-0.6B architecture with random weights, fp32, sdpa, {params / 1e6:.0f} M "
+        "matmul parameters per token; the request of the `--real` section's first rows. Plain "
+        f"batching (whole pairs, left-padded, at most {Scorer.max_batch} pairs a batch) at the "
+        f"default token budget, {PLAIN_BUDGETS[0]} (*ours, plain batching*: the one the other "
+        "sections use; shared prefix + packing also runs at it), and at smaller ones: whether "
+        "the baseline the shared-prefix rows are held against is slowed by "
+        "batches too large for this CPU's caches. "
+        f"{'Median' if args.repeat >= 3 else 'Best'} of {args.repeat}, tokenizing included; "
+        f"against this CPU's measured fp32 matmul throughput, {peak:.0f} GFLOP/s.\n\n"
+        f"{result}"
+    )
+    if not args.no_write:
+        write_section(markdown, ROOT / "docs" / "benchmarks.md", "scoring-plain-budget")
 
 
 def real_table(rows: list[RealRow], peak: float, baseline: str | None = "official") -> str:

@@ -127,7 +127,11 @@ def test_cache_keeps_at_most_max_entries(redis_url: str) -> None:
             cache = ScoreCache(client, ttl_s=60, max_entries=5)
             for batch in range(3):
                 await cache.put_many({f"rerank:score:{batch}-{i}": 0.5 for i in range(4)})
+                await client.script_flush()  # as a Redis restart would: the script loads again
             keys = await client.keys("rerank:score:*")
+            assert await client.zcard("rerank:score-index") == 5
+            assert 0 < await client.ttl(keys[0]) <= 60
+            assert float(await client.get("rerank:score:2-3")) == 0.5  # the newest are kept
             return len(keys)
         finally:
             await client.aclose()
