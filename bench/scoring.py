@@ -414,6 +414,12 @@ def plain_budget_rows(settings: Settings, repeat: int) -> tuple[list[RealRow], f
     return rows, matmul_gflops(), params
 
 
+def runs_phrase(repeat: int) -> str:
+    if repeat == 1:
+        return "One run each (no warm-up run: the two-document warm-up of each layout only)"
+    return f"{'Median' if repeat >= 3 else 'Best'} of {repeat} after one more"
+
+
 def plain_budget_main(args: argparse.Namespace) -> None:
     rows, peak, params = plain_budget_rows(Settings(), args.repeat)
     result = real_table(rows, peak, baseline=None)
@@ -429,7 +435,7 @@ def plain_budget_main(args: argparse.Namespace) -> None:
         "sections use; shared prefix + packing also runs at it), and at smaller ones: whether "
         "the baseline the shared-prefix rows are held against is slowed by "
         "batches too large for this CPU's caches. "
-        f"{'Median' if args.repeat >= 3 else 'Best'} of {args.repeat}, tokenizing included; "
+        f"{runs_phrase(args.repeat)}, tokenizing included; "
         f"against this CPU's measured fp32 matmul throughput, {peak:.0f} GFLOP/s.\n\n"
         f"{result}"
     )
