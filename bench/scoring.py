@@ -361,7 +361,9 @@ def real_rows(settings: Settings, repeat: int) -> tuple[list[RealRow], float, in
     return rows, matmul_gflops(), params
 
 
-THRESHOLD_SIZES = (1, 2, 3, 4, 6, 8)
+THRESHOLD_REQUESTS = [(n, 64) for n in (1, 2, 3, 4, 6, 8)] + [(2, 512), (3, 512)]
+"""(documents, tokens each): short documents, where the prefix is half of a pair, and long ones,
+where it is a small part and sharing saves least."""
 
 
 def threshold_rows(settings: Settings, repeat: int) -> tuple[list[RealRow], float, int]:
@@ -371,9 +373,9 @@ def threshold_rows(settings: Settings, repeat: int) -> tuple[list[RealRow], floa
     model.min_group = 1
     rows = []
     try:
-        for n in THRESHOLD_SIZES:
-            docs = exact_documents(model.tokenizer, [64] * n)
-            name = f"{n} document{'s' if n > 1 else ''} of 64 tokens"
+        for n, tokens in THRESHOLD_REQUESTS:
+            docs = exact_documents(model.tokenizer, [tokens] * n)
+            name = f"{n} document{'s' if n > 1 else ''} of {tokens} tokens"
             rows += _layout_rows(scorer, name, docs, params, repeat)
     finally:
         model.min_group = MIN_GROUP
@@ -511,11 +513,12 @@ def threshold_main(args: argparse.Namespace) -> None:
         f"Run {datetime.date.today().isoformat()} on {machine()}; no GPU. The real "
         f"Qwen3-Reranker-0.6B architecture with random weights, fp32, sdpa, {params / 1e6:.0f} M "
         "matmul parameters per token; the instruction and query of the `--real` section, documents "
-        "of exactly 64 tokens. Sharing is forced on for every group size here; in service, a "
+        "of exactly 64 tokens, and two requests of 512-token documents, where sharing saves "
+        "least. Sharing is forced on for every group size here; in service, a "
         f"prefix shared by fewer than `MIN_GROUP` = {MIN_GROUP} pairs runs as plain pairs "
         "(workers/scoring/shared_prefix.py), the threshold these rows measure. "
-        f"{'Median' if args.repeat >= 3 else 'Best'} of {args.repeat} runs after one more, "
-        "tokenizing included. Below the threshold the prefix pass is a forward of its own whose "
+        f"{runs_phrase(args.repeat)}, tokenizing included. Below the threshold the prefix pass "
+        "is a forward of its own whose "
         "few tokens use the CPU poorly, and the documents' pass is small too; the tokens saved "
         "do not cover it. Against this CPU's measured fp32 matmul throughput, "
         f"{peak:.0f} GFLOP/s.\n\n"

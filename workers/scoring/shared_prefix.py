@@ -33,9 +33,9 @@ MIN_SHARED_PREFIX = 16
 longer)."""
 MIN_GROUP = 3
 """A prefix shared by fewer pairs runs as plain pairs. At the real 0.6B size on CPU one pair is
-30% slower shared (the prefix's pass is extra); two pairs were 6% slower on one machine and 16%
-faster on another; from three on, sharing paid in every run (bench/scoring.py --threshold,
-decision 0014)."""
+20-25% slower shared (the prefix's pass is extra); two pairs were 6% slower on one machine and
+9-16% faster on another, and break even with 512-token documents; from three on, sharing paid
+in every run (bench/scoring.py --threshold, decision 0014)."""
 
 
 @dataclass(frozen=True)
