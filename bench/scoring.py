@@ -310,7 +310,7 @@ def _real_text_scorer(settings: Settings) -> tuple[Scorer, Any, int, Path]:
     params, _ = scorer_parameters(model)
     # One small request per layout warms the kernels up; at this size a whole request is too
     # long to run twice (the rows are minutes each on two cores).
-    warm = exact_documents(model.tokenizer, [64] * 2)
+    warm = exact_documents(model.tokenizer, [64] * MIN_GROUP)  # enough to take the shared path
     for layout in LAYOUT_LABELS:
         model.layout = layout
         scorer.score(QUERY, warm, INSTRUCTION)
@@ -418,7 +418,9 @@ def plain_budget_rows(settings: Settings, repeat: int) -> tuple[list[RealRow], f
 
 def runs_phrase(repeat: int) -> str:
     if repeat == 1:
-        return "One run each (no warm-up run: the two-document warm-up of each layout only)"
+        return (
+            f"One run each (no warm-up run: the {MIN_GROUP}-document warm-up of each layout only)"
+        )
     return f"{'Median' if repeat >= 3 else 'Best'} of {repeat} after one more"
 
 
@@ -483,8 +485,9 @@ def real_main(args: argparse.Namespace) -> None:
         "matmul parameters per token. Every request has the same 40-token instruction and query "
         "(the prompt's shared prefix is the system message, the instruction and the query); "
         "documents have exactly the stated number of tokens. Same pairs, same run, "
-        f"{'median' if args.repeat >= 3 else 'best'} of {args.repeat} (after a two-document "
-        "warm-up of each method; with one run, a request is timed once), tokenizing included. "
+        f"{'median' if args.repeat >= 3 else 'best'} of {args.repeat} "
+        f"(after a {MIN_GROUP}-document warm-up of each method; with one run, a request is "
+        "timed once), tokenizing included. "
         "*Official recipe*: the model card's computation (the full causal "
         "LM, whole-vocabulary logits at every position), one pair per forward pass, on the "
         "request's first 20 documents. *Plain batching*: our batches of whole pairs, "
@@ -554,7 +557,7 @@ def real_vl_rows(settings: Settings, repeat: int, media: Path) -> tuple[list[Rea
         ("10 image documents, image query", image_query, image_docs),
         ("20 documents of 64 tokens, image query", image_query, text_docs),
     ]
-    warm = image_docs[:2]
+    warm = image_docs[:MIN_GROUP]
     for layout in LAYOUT_LABELS:
         model.layout = layout  # type: ignore[assignment]
         scorer.score(image_query, warm, INSTRUCTION)
@@ -598,7 +601,7 @@ def real_vl_main(args: argparse.Namespace) -> None:
         "Qwen3-VL-Reranker-2B architecture with random weights, fp32, sdpa. Images are "
         "distinct 320 × 256 random-noise PNGs: 320 patches through the vision tower, 80 tokens "
         "after the 2 × 2 merge. Same pairs, same run, "
-        f"{'median' if args.repeat >= 3 else 'best'} of {args.repeat} after a two-document "
+        f"{'median' if args.repeat >= 3 else 'best'} of {args.repeat} after a {MIN_GROUP}-document "
         "warm-up of each layout, image decoding and preprocessing included. For Qwen3-VL the "
         "official computation is the one our scorer does, so the baseline is our scorer given "
         "one document per call. *Shared prefix*: the system message, instruction and query "

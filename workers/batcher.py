@@ -151,15 +151,18 @@ class Batcher:
                 self.model.resolve(cut_document(self.model, doc, max_doc_tokens))
                 for doc in documents
             ]
+            all_prepared = list(prepare_many(resolved_query, cut, instruction))
+            ready = [p for p in all_prepared if not isinstance(p, PairError)]
+            queued = iter(self._submit_many(ready, deadline, trace_context, bulk))
             submitted = []
-            for index, prepared in enumerate(prepare_many(resolved_query, cut, instruction)):
+            for index, prepared in enumerate(all_prepared):
                 outer: concurrent.futures.Future[concurrent.futures.Future[float]]
                 outer = concurrent.futures.Future()
                 if isinstance(prepared, PairError):
                     outer.set_exception(prepared)
                 else:
                     lengths[index] = prepared.length
-                    outer.set_result(self._submit(prepared, deadline, trace_context, bulk))
+                    outer.set_result(next(queued))
                 submitted.append(outer)
         else:
             submitted = [
@@ -196,13 +199,21 @@ class Batcher:
     def _submit(
         self, prepared: Prepared, deadline: float, trace_context: Any, bulk: bool = False
     ) -> concurrent.futures.Future[float]:
-        item = _Item(prepared, deadline, trace_context=trace_context, bulk=bulk)
+        return self._submit_many([prepared], deadline, trace_context, bulk)[0]
+
+    def _submit_many(
+        self, prepared: Sequence[Prepared], deadline: float, trace_context: Any, bulk: bool
+    ) -> list[concurrent.futures.Future[float]]:
+        """Queue pairs together: the model thread sees all of them or none, so a job whose
+        pairs are ready at once is not split by the thread waking on its first pair (which
+        would run that pair alone, without the shared prefix)."""
+        items = [_Item(p, deadline, trace_context=trace_context, bulk=bulk) for p in prepared]
         with self._wakeup:
             if self._closed:
                 raise RuntimeError("the batcher is closed")
-            self._pending.append(item)
+            self._pending.extend(items)
             self._wakeup.notify()
-        return item.future
+        return [item.future for item in items]
 
     def _next_batch(self) -> list[_Item] | None:
         with self._wakeup:
@@ -247,9 +258,10 @@ class Batcher:
         """The oldest pair and the window's other pairs with its prefix, whichever request they
         come from, so the model computes that prefix once for all of them; the cost counted is
         the prefix once plus each pair's own tokens. Empty where the oldest pair shares nothing
-        (it then goes by length)."""
+        (it then goes by length), and where the model runs whole pairs: the prefix is then paid
+        by every pair, and the budget has to count it that way."""
         oldest = window[0].prepared
-        if oldest.prefix_key is None:
+        if oldest.prefix_key is None or getattr(self.model, "layout", "plain") == "plain":
             return []
         batch: list[_Item] = []
         used = oldest.prefix_len
@@ -261,7 +273,7 @@ class Batcher:
                 break
             batch.append(item)
             used += cost
-        return batch if len(batch) >= MIN_GROUP else []
+        return batch if len(batch) >= getattr(self.model, "min_group", MIN_GROUP) else []
 
     def _run(self) -> None:
         while True:

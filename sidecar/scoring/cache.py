@@ -11,14 +11,18 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import NoPermissionError
 
 from sidecar.scoring.dispatch import DispatchError
 from workers.contract import Content, DocumentError, ScoringJob, ScoringResult
+
+log = logging.getLogger(__name__)
 
 PREFIX = "rerank:score:"
 CONTENT_FIELDS = tuple(Content.model_fields)  # a document's id is not part of its content
@@ -83,6 +87,9 @@ class ScoreCache:
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self._put = client.register_script(PUT_SCRIPT)
+        self.scripting = True
+        """False once Redis refused the script (an ACL without ``@scripting``, a managed Redis
+        with scripts off): writes then go as a pipeline, slower but the same entries."""
 
     async def get_many(self, keys: Sequence[str]) -> list[float | None]:
         if not keys:
@@ -93,14 +100,25 @@ class ScoreCache:
     async def put_many(self, entries: dict[str, float]) -> None:
         if not entries:
             return
-        # One script call instead of a pipeline of a SET per entry: the client then encodes one
-        # command and parses one reply, the larger part of a dispatched search's cache cost.
-        size = int(
-            await self._put(
-                keys=[*entries, INDEX],
-                args=[self.ttl_s, time.time(), *map(repr, entries.values())],
-            )
-        )
+        now = time.time()
+        size: int | None = None
+        if self.scripting:
+            # One script call instead of a pipeline of a SET per entry: the client then encodes
+            # one command and parses one reply, the larger part of a dispatched search's cache
+            # cost (bench/score_cache.py).
+            try:
+                size = int(
+                    await self._put(
+                        keys=[*entries, INDEX], args=[self.ttl_s, now, *map(repr, entries.values())]
+                    )
+                )
+            except aioredis.ResponseError as error:
+                if not scripts_refused(error):
+                    raise
+                self.scripting = False
+                log.warning("the score cache's Redis refuses scripts (%s): pipelines now", error)
+        if size is None:
+            size = await self._put_pipelined(entries, now)
         if size > self.max_entries:
             oldest = await self._redis.zrange(INDEX, 0, size - self.max_entries - 1)
             if oldest:
@@ -109,8 +127,27 @@ class ScoreCache:
                     pipe.zrem(INDEX, *oldest)
                     await pipe.execute()
 
+    async def _put_pipelined(self, entries: dict[str, float], now: float) -> int:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key, score in entries.items():
+                pipe.set(key, repr(score), ex=self.ttl_s)
+            pipe.zadd(INDEX, {key: now for key in entries})
+            pipe.zcard(INDEX)
+            results = await pipe.execute()
+        return int(results[-1])
+
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+def scripts_refused(error: Exception) -> bool:
+    """Whether Redis refused to run a script at all (not an error inside one)."""
+    text = str(error)
+    return (
+        isinstance(error, NoPermissionError)
+        or text.startswith("NOPERM")
+        or "unknown command" in text.lower()
+    )
 
 
 class CachedDispatcher:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -137,6 +138,36 @@ def test_cache_keeps_at_most_max_entries(redis_url: str) -> None:
             await client.aclose()
 
     assert _run(flow) == 5
+
+
+def test_a_redis_that_refuses_scripts_still_gets_every_entry(redis_url: str) -> None:
+    """An ACL user without @scripting (as managed Redis offers): the write falls back to a
+    pipeline once, and the entries, expiries and index are there all the same."""
+    base = redis_url.rsplit("/", 1)[0]
+    user = f"cache-no-scripts-{os.getpid()}"
+
+    async def flow() -> None:
+        admin = aioredis.Redis.from_url(base + "/3")
+        await admin.execute_command(
+            "ACL", "SETUSER", user, "on", ">secret-pw", "~*", "&*", "+@all", "-@scripting"
+        )
+        client = aioredis.Redis.from_url(base + "/3", username=user, password="secret-pw")
+        try:
+            await admin.flushdb()
+            cache = ScoreCache(client, ttl_s=60, max_entries=5)
+            await cache.put_many({f"rerank:score:a{i}": 0.25 for i in range(3)})
+            assert cache.scripting is False
+            await cache.put_many({f"rerank:score:b{i}": 0.75 for i in range(4)})  # evicts two
+            assert await admin.zcard("rerank:score-index") == 5
+            assert float(await admin.get("rerank:score:b3")) == 0.75
+            assert 0 < await admin.ttl("rerank:score:b3") <= 60
+            assert await admin.get("rerank:score:a0") is None  # the oldest went
+        finally:
+            await client.aclose()
+            await admin.execute_command("ACL", "DELUSER", user)
+            await admin.aclose()
+
+    _run(flow)
 
 
 def test_a_deadline_shorter_than_the_model_needs_is_a_timeout(

@@ -30,23 +30,24 @@ def by_layout(scorer: Scorer, *args: Any) -> dict[str, Any]:
     return out
 
 
-def strictly_reversed(first: list[float | None], second: list[float | None]) -> int:
-    """Pairs of documents that ``first`` orders one way and ``second`` strictly the other (ties
-    either side do not count: a bf16 score has few distinct values)."""
+def misordered(first: list[float | None], second: list[float | None], margin: float) -> int:
+    """Pairs of documents that ``first`` sets more than ``margin`` apart and ``second`` does not
+    order the same way, strictly. Closer pairs may swap or tie within the tolerance."""
     scored = [i for i, value in enumerate(first) if value is not None]
     return sum(
         1
         for i in scored
         for j in scored
-        if first[i] > first[j] and second[i] < second[j]  # type: ignore[operator]
+        if first[i] > first[j] + margin and not second[i] > second[j]  # type: ignore[operator]
     )
 
 
 def assert_same(outcomes: dict[str, Any], tolerance: float = TOLERANCE) -> None:
     """Every layout has plain pairs' errors, their scores within ``tolerance``, and plain pairs'
-    order."""
+    order wherever plain pairs set two documents more than twice ``tolerance`` apart."""
     plain = outcomes["plain"]
-    assert any(s is not None for s in plain.scores)
+    values = [s for s in plain.scores if s is not None]
+    assert values and max(values) - min(values) > 2 * tolerance  # some order to keep
     for layout in LAYOUTS[1:]:
         other = outcomes[layout]
         assert other.errors == plain.errors, layout
@@ -55,4 +56,5 @@ def assert_same(outcomes: dict[str, Any], tolerance: float = TOLERANCE) -> None:
             abs(a - b) for a, b in zip(plain.scores, other.scores, strict=True) if a is not None
         )
         assert diff <= tolerance, (layout, diff)
-        assert strictly_reversed(plain.scores, other.scores) == 0, layout
+        assert misordered(plain.scores, other.scores, 2 * tolerance) == 0, layout
+        assert len({s for s in other.scores if s is not None}) > 1, layout

@@ -95,6 +95,7 @@ def test_a_request_under_the_threshold_runs_as_plain_pairs(text_scorer: Scorer, 
     shared = model._forward_shared
     model._forward_shared = lambda batch: calls.append(len(batch)) or shared(batch)  # type: ignore[method-assign]
     try:
+        # The batcher queues a job's pairs together, so its model thread sees them as one.
         scores = text_scorer.score(QUERY, documents()[:count])
     finally:
         del model._forward_shared
