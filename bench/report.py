@@ -27,3 +27,14 @@ def write_section(markdown: str, path: Path, name: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + section + "\n"
     path.write_text(text, encoding="utf-8")
+
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+
+
+def publish(table: str, text: str, section: str, write: bool = True) -> None:
+    """Print ``table``; with ``write``, make ``text`` (heading and paragraph) and the table the
+    ``section`` of docs/benchmarks.md."""
+    print(table)
+    if write:
+        write_section(f"{text}\n\n{table}", BENCHMARKS, section)

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import redis.asyncio as aioredis  # noqa: E402
 
-from bench.report import machine, write_section  # noqa: E402
+from bench.report import machine, publish  # noqa: E402
 from sidecar.scoring.cache import ScoreCache  # noqa: E402
 from sidecar.settings import Settings  # noqa: E402
 from sidecar.testbed import start_redis  # noqa: E402
@@ -103,18 +103,15 @@ def main() -> None:
     finally:
         server.stop()
     table = render(rows)
-    print(table)
-    markdown = (
+    text = (
         "## The score cache's write (`bench/score_cache.py`)\n\n"
         f"Run {datetime.date.today().isoformat()} on {machine()}; a real redis-server on "
         "loopback, redis-py's asyncio client, as the sidecar uses it. Per write of a window's "
         f"scores (`ScoreCache.put_many`): median of {args.rounds} rounds of {args.writes} "
         "writes, the two rows interleaved. Client CPU is what the sidecar's event loop pays "
-        "per dispatched search with the cache on.\n\n"
-        f"{table}"
+        "per dispatched search with the cache on."
     )
-    if not args.no_write:
-        write_section(markdown, ROOT / "docs" / "benchmarks.md", "score-cache-write")
+    publish(table, text, "score-cache-write", write=not args.no_write)
 
 
 if __name__ == "__main__":

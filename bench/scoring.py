@@ -60,7 +60,7 @@ from bench.real_size import (  # noqa: E402
     request_work,
     scorer_parameters,
 )
-from bench.report import machine, write_section  # noqa: E402
+from bench.report import machine, publish, write_section  # noqa: E402
 from sidecar.settings import Settings  # noqa: E402
 from workers.random_models import cached_tiny_model  # noqa: E402
 from workers.scoring import Scorer, load_scorer  # noqa: E402
@@ -427,8 +427,7 @@ def runs_phrase(repeat: int) -> str:
 def plain_budget_main(args: argparse.Namespace) -> None:
     rows, peak, params = plain_budget_rows(Settings(), args.repeat)
     result = real_table(rows, peak, baseline=None)
-    print(result)
-    markdown = (
+    text = (
         "## Plain batching's token budget at the real 0.6B size (`bench/scoring.py "
         "--plain-budget`)\n\n"
         f"Run {datetime.date.today().isoformat()} on {machine()}; no GPU. The real "
@@ -440,11 +439,9 @@ def plain_budget_main(args: argparse.Namespace) -> None:
         "the baseline the shared-prefix rows are held against is slowed by "
         "batches too large for this CPU's caches. "
         f"{runs_phrase(args.repeat)}, tokenizing included; "
-        f"against this CPU's measured fp32 matmul throughput, {peak:.0f} GFLOP/s.\n\n"
-        f"{result}"
+        f"against this CPU's measured fp32 matmul throughput, {peak:.0f} GFLOP/s."
     )
-    if not args.no_write:
-        write_section(markdown, ROOT / "docs" / "benchmarks.md", "scoring-plain-budget")
+    publish(result, text, "scoring-plain-budget", write=not args.no_write)
 
 
 def real_table(rows: list[RealRow], peak: float, baseline: str | None = "official") -> str:
@@ -476,8 +473,7 @@ def real_main(args: argparse.Namespace) -> None:
     settings = Settings()
     rows, peak, params = real_rows(settings, args.repeat)
     result = real_table(rows, peak)
-    print(result)
-    markdown = (
+    text = (
         "## Scoring at the real Qwen3-Reranker-0.6B size: shared prefix and packing "
         "(`bench/scoring.py --real`)\n\n"
         f"Run {datetime.date.today().isoformat()} on {machine()}; no GPU. The real "
@@ -499,18 +495,15 @@ def real_main(args: argparse.Namespace) -> None:
         "*executed GFLOP/s*: 2 × parameters × tokens run per second (the official recipe adds its "
         f"full-vocabulary head), against this CPU's measured fp32 matmul throughput, "
         f"{peak:.0f} GFLOP/s (torch.mm, 2048², 2 threads). The scores of the layouts are equal "
-        "(tests/workers/test_shared_prefix.py).\n\n"
-        f"{result}"
+        "(tests/workers/test_shared_prefix.py)."
     )
-    if not args.no_write:
-        write_section(markdown, ROOT / "docs" / "benchmarks.md", "scoring-real")
+    publish(result, text, "scoring-real", write=not args.no_write)
 
 
 def threshold_main(args: argparse.Namespace) -> None:
     rows, peak, params = threshold_rows(Settings(), args.repeat)
     result = real_table(rows, peak, baseline=None)
-    print(result)
-    markdown = (
+    text = (
         "## Where sharing a prefix starts to pay: small requests at the real 0.6B size "
         "(`bench/scoring.py --threshold`)\n\n"
         f"Run {datetime.date.today().isoformat()} on {machine()}; no GPU. The real "
@@ -524,11 +517,9 @@ def threshold_main(args: argparse.Namespace) -> None:
         "is a forward of its own whose "
         "few tokens use the CPU poorly, and the documents' pass is small too; the tokens saved "
         "do not cover it. Against this CPU's measured fp32 matmul throughput, "
-        f"{peak:.0f} GFLOP/s.\n\n"
-        f"{result}"
+        f"{peak:.0f} GFLOP/s."
     )
-    if not args.no_write:
-        write_section(markdown, ROOT / "docs" / "benchmarks.md", "scoring-threshold")
+    publish(result, text, "scoring-threshold", write=not args.no_write)
 
 
 # The layouts a real-size run compares, after its one-pair-at-a-time baseline.
@@ -593,8 +584,7 @@ def real_vl_main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as media_dir:
         rows, peak = real_vl_rows(settings, args.repeat, Path(media_dir))
     result = real_table(rows, peak, baseline="one at a time")
-    print(result)
-    markdown = (
+    text = (
         "## Scoring at the real Qwen3-VL-Reranker-2B size: image documents and image queries "
         "(`bench/scoring.py --real-vl`)\n\n"
         f"Run {datetime.date.today().isoformat()} on {machine()}; no GPU. The real "
@@ -611,11 +601,9 @@ def real_vl_main(args: argparse.Namespace) -> None:
         "*Executed GFLOP/s*: 2 × (language-model parameters × tokens run + vision-tower "
         "parameters × patches run) per second, against this CPU's measured fp32 matmul "
         f"throughput, {peak:.0f} GFLOP/s. The layouts' scores are equal "
-        "(tests/workers/test_shared_prefix_vl.py).\n\n"
-        f"{result}"
+        "(tests/workers/test_shared_prefix_vl.py)."
     )
-    if not args.no_write:
-        write_section(markdown, ROOT / "docs" / "benchmarks.md", "scoring-real-vl")
+    publish(result, text, "scoring-real-vl", write=not args.no_write)
 
 
 if __name__ == "__main__":

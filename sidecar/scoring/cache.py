@@ -142,12 +142,7 @@ class ScoreCache:
 
 def scripts_refused(error: Exception) -> bool:
     """Whether Redis refused to run a script at all (not an error inside one)."""
-    text = str(error)
-    return (
-        isinstance(error, NoPermissionError)
-        or text.startswith("NOPERM")
-        or "unknown command" in text.lower()
-    )
+    return isinstance(error, NoPermissionError) or "unknown command" in str(error).lower()
 
 
 class CachedDispatcher:
